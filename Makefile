@@ -1,0 +1,43 @@
+# Spacedock: `make up` runs it, `make test` tests it. Both start from a fresh clone.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export SPACEDOCK_PORT ?= 8080
+
+.PHONY: up test lint format docker base-image install install-dev migrate bench
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+# A Docker engine that answers, and the base image that space images start from.
+docker:
+	bash deploy/docker-engine.sh
+base-image: docker
+	bash deploy/base-image.sh
+
+migrate: install
+	$(PY) manage.py migrate --no-input
+
+up: install base-image migrate
+	$(VENV)/bin/honcho start --procfile Procfile
+
+test: install-dev base-image
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,28 @@
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+
+from spacedock.accounts.models import AccessToken
+from spacedock.spaces.models import NAME_RE
+
+
+class Command(BaseCommand):
+    help = "Creates the user if missing and prints a new write token as the last line."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--name", default="cli", help="a label for the token")
+        parser.add_argument("--scope", choices=["read", "write"], default="write")
+
+    def handle(self, username, name, scope, **options):
+        if not NAME_RE.fullmatch(username):
+            raise CommandError(
+                f"{username!r} is not a valid username: use letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit, at most 96 characters"
+            )
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            user.set_unusable_password()
+            user.save()
+            self.stderr.write(f"created user {username}")
+        _, raw = AccessToken.issue(user, name=name, scope=scope)
+        self.stdout.write(raw)

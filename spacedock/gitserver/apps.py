@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GitserverConfig(AppConfig):
+    name = "spacedock.gitserver"
+    label = "gitserver"

@@ -1,0 +1,194 @@
+"""Git's smart HTTP protocol, served by git's own `git http-backend`.
+
+Request and response bodies are streamed through the CGI process, never held in
+memory: a push of hundreds of MiB costs a pipe buffer, not its size.
+"""
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from spacedock.accounts.auth import BadCredentials, token_from_request
+from spacedock.spaces.models import Space, valid_name
+
+log = logging.getLogger(__name__)
+CHUNK = 64 * 1024
+HOOKS_DIR = Path(__file__).resolve().parent / "hooks"
+SERVICES = ("git-upload-pack", "git-receive-pack")
+
+
+def _text(status: int, message: str, **headers) -> HttpResponse:
+    # git shows a text/plain error body to the user as "remote: ..." lines.
+    response = HttpResponse(message.rstrip("\n") + "\n", status=status, content_type="text/plain")
+    for key, value in headers.items():
+        response[key.replace("_", "-")] = value
+    return response
+
+
+def _ask_for_token(message: str) -> HttpResponse:
+    return _text(401, message, WWW_Authenticate='Basic realm="Spacedock"')
+
+
+def _how_to_push(owner: str, name: str) -> str:
+    return (
+        f"Push with a write token: git push http://<user>:<token>@{settings.DOMAIN}"
+        f"{settings.PORT_SUFFIX}/spaces/{owner}/{name} main\n"
+        "Make a token on your account page, or with: ./manage.py issue_token <user>"
+    )
+
+
+@csrf_exempt
+def smart_http(request, owner: str, name: str, action: str):
+    name = name.removesuffix(".git")
+    if not (valid_name(owner) and valid_name(name)):
+        return _text(
+            400,
+            f"'{owner}/{name}' is not a space name. Names use letters, digits, '.', '_' and '-', "
+            "start with a letter or digit, are at most 96 characters and contain no '..'.",
+        )
+    if action == "info/refs":
+        service = request.GET.get("service", "")
+    else:
+        service = action
+    if service not in SERVICES:
+        return _text(403, "Only git's smart HTTP protocol is served here: use git 2.x.")
+    if request.method != ("GET" if action == "info/refs" else "POST"):
+        return _text(405, "Method not allowed")
+    writing = service == "git-receive-pack"
+
+    try:
+        token = token_from_request(request)
+    except BadCredentials as exc:
+        return _ask_for_token(f"Authentication failed: {exc}.\n{_how_to_push(owner, name)}")
+    user = token.user if token else None
+
+    space = Space.objects.select_related("owner").filter(owner__username=owner, name=name).first()
+    hidden = space is None or not space.can_read(user)
+    if writing:
+        if token is None:
+            return _ask_for_token(f"Authentication required to push.\n{_how_to_push(owner, name)}")
+        if not token.can_write:
+            return _text(403, f"The token '{token.name}' is read-only: pushing needs a write token.")
+        if space is None:
+            if user.username != owner:
+                return _text(
+                    403,
+                    f"{owner}/{name} does not exist, and you ({user.username}) can only create "
+                    f"spaces under your own name: push to /spaces/{user.username}/{name}",
+                )
+            space = Space.create(user, name)
+        elif hidden:
+            return _text(404, f"Space {owner}/{name} not found.")
+        elif not space.can_write(user):
+            return _text(403, f"You ({user.username}) cannot push to {owner}/{name}: it belongs to {owner}.")
+    elif hidden:
+        if token is None:
+            # Anonymous callers learn nothing: private and missing look alike, and git
+            # gets the 401 it needs to retry with credentials.
+            return _ask_for_token(f"Space {owner}/{name} not found, or you need to sign in.")
+        return _text(404, f"Space {owner}/{name} not found.")
+
+    return _run_backend(request, space, user.username if user else "", action)
+
+
+def _cgi_environ(request, space: Space, remote_user: str, action: str) -> dict:
+    env = {
+        **os.environ,
+        "GIT_PROJECT_ROOT": str(settings.REPOS_DIR),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": f"/{space.owner.username}/{space.name}.git/{action}",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.META.get("QUERY_STRING", ""),
+        "CONTENT_TYPE": request.META.get("CONTENT_TYPE", ""),
+        "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),
+        "REMOTE_USER": remote_user,
+        # Hooks come from the code, not from the repository: a repo cannot bring its own.
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "core.hooksPath",
+        "GIT_CONFIG_VALUE_0": str(HOOKS_DIR),
+        "SPACEDOCK_PYTHON": sys.executable,
+        "SPACEDOCK_MANAGE": str(Path(settings.BASE_DIR) / "manage.py"),
+        "SPACEDOCK_SPACE_ID": str(space.pk),
+    }
+    for meta, cgi in (
+        ("CONTENT_LENGTH", "CONTENT_LENGTH"),
+        ("HTTP_CONTENT_ENCODING", "HTTP_CONTENT_ENCODING"),
+        ("HTTP_GIT_PROTOCOL", "GIT_PROTOCOL"),
+    ):
+        if request.META.get(meta):
+            env[cgi] = request.META[meta]
+    return env
+
+
+def _copy_body(request, sink) -> None:
+    """Feeds the request body to git; the length is known, or gunicorn ends a chunked one."""
+    source = request.META["wsgi.input"]
+    remaining = int(request.META.get("CONTENT_LENGTH") or 0) or None
+    try:
+        while remaining is None or remaining > 0:
+            chunk = source.read(CHUNK if remaining is None else min(CHUNK, remaining))
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            sink.write(chunk)
+    except (BrokenPipeError, OSError) as exc:
+        log.warning("git http-backend stopped reading the request: %s", exc)
+    finally:
+        try:
+            sink.close()
+        except OSError:
+            pass
+
+
+def _run_backend(request, space: Space, remote_user: str, action: str):
+    chunked = not request.META.get("CONTENT_LENGTH")
+    if request.method == "POST" and chunked and not request.META.get("wsgi.input_terminated"):
+        return _text(411, "This server needs a Content-Length, or a server that ends chunked bodies.")
+    proc = subprocess.Popen(
+        ["git", "http-backend"],
+        env=_cgi_environ(request, space, remote_user, action),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    feeder = threading.Thread(target=_copy_body, args=(request, proc.stdin), daemon=True)
+    feeder.start()
+    errors: list[bytes] = []
+    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    drain.start()
+
+    status, headers = 200, {}
+    while line := proc.stdout.readline():
+        line = line.rstrip(b"\r\n")
+        if not line:
+            break
+        key, _, value = line.decode("latin-1").partition(":")
+        if key.lower() == "status":
+            status = int(value.strip().split()[0])
+        else:
+            headers[key.strip()] = value.strip()
+
+    def body():
+        try:
+            while chunk := proc.stdout.read1(CHUNK):
+                yield chunk
+        finally:
+            proc.stdout.close()
+            feeder.join(timeout=5)
+            code = proc.wait()
+            drain.join(timeout=5)
+            if code or (errors and errors[0].strip()):
+                log.warning("git http-backend exited %s: %s", code, b"".join(errors).decode(errors="replace"))
+
+    response = StreamingHttpResponse(body(), status=status)
+    for key, value in headers.items():
+        response[key] = value
+    return response

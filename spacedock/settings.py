@@ -1,0 +1,196 @@
+"""Spacedock settings: every knob is an environment variable, read here and nowhere else.
+
+With nothing set, Spacedock runs on what needs no server: SQLite and a Celery broker
+on the filesystem, both in the data folder. DATABASE_URL and REDIS_URL switch to
+Postgres and Redis.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def envbool(name: str, default: str) -> bool:
+    value = os.getenv(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: expected true or false")
+
+
+def envint(name: str, default: str) -> int:
+    value = os.getenv(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number") from None
+
+
+def envstr(name: str, default: str) -> str:
+    return os.getenv(name, default)
+
+
+def database_from_url(url: str) -> dict:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:////abs/path.db is absolute, sqlite:///rel.db relative: the first slash only separates.
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:]), **SQLITE}
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL: unsupported scheme {parts.scheme!r}, use postgres:// or sqlite:///"
+        )
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "OPTIONS": dict(parse_qsl(parts.query)),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+SQLITE = {"OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"}}
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(envstr("SPACEDOCK_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+REPOS_DIR = DATA_DIR / "repos"
+
+
+def _secret_key() -> str:
+    # A clone just runs: the key is made once and kept in the data folder.
+    if key := os.getenv("SPACEDOCK_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("SPACEDOCK_DEBUG", "false")
+
+PORT = envint("SPACEDOCK_PORT", "8080")
+DOMAIN = envstr("SPACEDOCK_DOMAIN", "localhost")
+SPACES_DOMAIN = envstr("SPACES_DOMAIN", "localhost")
+SCHEME = envstr("SPACEDOCK_SCHEME", "http")
+# The address people type: no port when it is the scheme's default.
+_default_port = {"http": 80, "https": 443}.get(SCHEME)
+PUBLIC_PORT = envint("SPACEDOCK_PUBLIC_PORT", str(PORT))
+PORT_SUFFIX = "" if PUBLIC_PORT == _default_port else f":{PUBLIC_PORT}"
+SITE_URL = envstr("SPACEDOCK_SITE_URL", f"{SCHEME}://{DOMAIN}{PORT_SUFFIX}")
+
+ALLOWED_HOSTS = [DOMAIN, "127.0.0.1", "localhost", f".{SPACES_DOMAIN}"]
+CSRF_TRUSTED_ORIGINS = [SITE_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "spacedock.accounts",
+    "spacedock.spaces",
+    "spacedock.gitserver",
+    "spacedock.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "spacedock.urls"
+WSGI_APPLICATION = "spacedock.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if DATABASE_URL := os.getenv("DATABASE_URL"):
+    DATABASES = {"default": database_from_url(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "spacedock.sqlite3",
+            # Tests run gunicorn and Celery in other processes: they need a file.
+            "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
+            **SQLITE,
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Session and CSRF cookies stay on the platform's host: a space's JavaScript,
+# served from SPACES_DOMAIN, must never read them.
+SESSION_COOKIE_DOMAIN = None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = SCHEME == "https"
+CSRF_COOKIE_SECURE = SCHEME == "https"
+LOGIN_URL = "/login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Celery: Redis where given, else a broker on the filesystem that needs no server.
+REDIS_URL = os.getenv("REDIS_URL", "")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+else:
+    _broker_dir = DATA_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://localhost//"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ROUTES = {"builder.tasks.build": {"queue": "builds"}}
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Names and labels of what Spacedock makes in Docker; two installs on one engine use two names.
+INSTANCE = envstr("SPACEDOCK_INSTANCE", "spacedock")
+BUILD_CONCURRENCY = envint("SPACEDOCK_BUILD_CONCURRENCY", "2")
+BUILD_TIMEOUT = envint("SPACEDOCK_BUILD_TIMEOUT", "1800")
+BASE_IMAGE = envstr("SPACEDOCK_BASE_IMAGE", "spacedock/base:bookworm")
+DEFAULT_GRADIO_VERSION = envstr("SPACEDOCK_GRADIO_VERSION", "6.31.0")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("SPACEDOCK_LOG_LEVEL", "INFO")},
+}

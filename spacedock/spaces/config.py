@@ -1,0 +1,158 @@
+"""A space's README front matter, read the way the Hugging Face Hub reads it.
+
+Any error here ends in a message meant for the demo author: what is wrong and
+what to write instead.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+
+import yaml
+from django.conf import settings
+
+SDKS = ("gradio", "docker", "static")
+COLORS = ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray")
+VERSION_RE = re.compile(r"\d+(\.\d+){0,2}")
+DURATION_RE = re.compile(r"(\d+)\s*([smh]?)")
+FRONT_MATTER_RE = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n(---|\.\.\.)[ \t]*(\r?\n|\Z)", re.S)
+
+EXAMPLE = "---\ntitle: My demo\nsdk: gradio\napp_file: app.py\n---"
+
+
+class ConfigError(Exception):
+    """The README does not describe a space we can build; the text says how to fix it."""
+
+
+@dataclass
+class SpaceConfig:
+    title: str = ""
+    emoji: str = "🚀"
+    colorFrom: str = "blue"
+    colorTo: str = "indigo"
+    sdk: str = "gradio"
+    sdk_version: str = ""
+    python_version: str = ""
+    app_file: str = ""
+    app_port: int = 7860
+    short_description: str = ""
+    tags: list[str] = field(default_factory=list)
+    pinned: bool = False
+    license: str = ""
+    startup_duration_timeout: int = 1800  # seconds; the Hub's "30m"
+    disable_embedding: bool = False
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def front_matter(readme: str) -> dict:
+    match = FRONT_MATTER_RE.match(readme)
+    if not match:
+        raise ConfigError(
+            "README.md has no front matter. Start it with a YAML block between '---' lines, "
+            f"for example:\n{EXAMPLE}"
+        )
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        where = ""
+        if mark := getattr(exc, "problem_mark", None):
+            # +2: the opening '---' line, and YAML counts from zero.
+            where = f" at line {mark.line + 2}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"README.md front matter is not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("README.md front matter must be a list of 'key: value' lines")
+    return data
+
+
+def _text(data: dict, key: str, default: str) -> str:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"'{key}' in README.md must be a single value, not {type(value).__name__}")
+    return str(value).strip()
+
+
+def _strings(data: dict, key: str) -> list[str]:
+    value = data.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or any(isinstance(v, (dict, list)) for v in value):
+        raise ConfigError(f"'{key}' in README.md must be a list, for example: {key}: [a, b]")
+    return [str(v) for v in value]
+
+
+def _bool(data: dict, key: str) -> bool:
+    value = data.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{key}' in README.md must be true or false, not {value!r}")
+    return value
+
+
+def _duration(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = DURATION_RE.fullmatch(str(value).strip())
+    if not match:
+        raise ConfigError(
+            f"startup_duration_timeout {value!r} is not a duration: write it like 30m, 1h or 90s"
+        )
+    number, unit = int(match.group(1)), match.group(2) or "s"
+    return number * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def parse(readme: str) -> SpaceConfig:
+    """Reads and checks the front matter; raises ConfigError with what to fix."""
+    data = front_matter(readme)
+    sdk = _text(data, "sdk", "")
+    if not sdk:
+        raise ConfigError(f"README.md front matter has no 'sdk'. Add one of: {', '.join(SDKS)}")
+    if sdk not in SDKS:
+        raise ConfigError(f"sdk '{sdk}' is not supported here. Spacedock runs these: {', '.join(SDKS)}")
+    config = SpaceConfig(sdk=sdk)
+    config.title = _text(data, "title", "")
+    config.emoji = _text(data, "emoji", config.emoji)
+    for key in ("colorFrom", "colorTo"):
+        color = _text(data, key, getattr(config, key))
+        if color not in COLORS:
+            raise ConfigError(f"{key} '{color}' is not a color we know. Use one of: {', '.join(COLORS)}")
+        setattr(config, key, color)
+    config.sdk_version = _text(data, "sdk_version", "")
+    if sdk == "gradio":
+        config.sdk_version = config.sdk_version or settings.DEFAULT_GRADIO_VERSION
+        if not VERSION_RE.fullmatch(config.sdk_version):
+            raise ConfigError(f"sdk_version '{config.sdk_version}' is not a version like 5.9.1")
+    config.python_version = _text(data, "python_version", "")
+    if config.python_version and not VERSION_RE.fullmatch(config.python_version):
+        raise ConfigError(f"python_version '{config.python_version}' is not a version like 3.11")
+    default_app_file = {"gradio": "app.py", "static": "index.html", "docker": ""}[sdk]
+    config.app_file = _text(data, "app_file", default_app_file)
+    if config.app_file and (config.app_file.startswith("/") or ".." in config.app_file.split("/")):
+        raise ConfigError(f"app_file '{config.app_file}' must be a path inside the repository")
+    port = data.get("app_port", 7860)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"app_port {port!r} must be a port number between 1 and 65535")
+    config.app_port = port
+    config.short_description = _text(data, "short_description", "")[:200]
+    config.license = _text(data, "license", "")
+    config.tags = _strings(data, "tags")
+    config.models = _strings(data, "models")
+    config.datasets = _strings(data, "datasets")
+    config.pinned = _bool(data, "pinned")
+    config.disable_embedding = _bool(data, "disable_embedding")
+    if "startup_duration_timeout" in data:
+        config.startup_duration_timeout = _duration(data["startup_duration_timeout"])
+    return config
+
+
+def required_file(config: SpaceConfig) -> str:
+    """The file that must be in the repository for the space to run."""
+    return "Dockerfile" if config.sdk == "docker" else config.app_file

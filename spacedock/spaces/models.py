@@ -1,0 +1,295 @@
+import hashlib
+import re
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import models, transaction
+from django.utils import timezone
+
+from spacedock.gitserver import repo as gitrepo
+from spacedock.spaces import config as spaceconfig
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+DEFAULT_BRANCH = "main"
+
+# The Hugging Face Hub's stage names: what the runtime API and the pages show.
+STAGES = (
+    "NO_APP_FILE",
+    "CONFIG_ERROR",
+    "BUILDING",
+    "BUILD_ERROR",
+    "APP_STARTING",
+    "RUNNING",
+    "RUNNING_BUILDING",
+    "RUNNING_APP_STARTING",
+    "RUNTIME_ERROR",
+    "SLEEPING",
+    "PAUSED",
+    "STOPPED",
+)
+LIVE_STAGES = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
+
+
+def valid_name(name: str) -> bool:
+    return bool(NAME_RE.fullmatch(name)) and ".." not in name and not name.endswith(".git")
+
+
+def make_subdomain(owner: str, name: str) -> str:
+    """A DNS label for the space, unique among spaces; callers store it once."""
+    base = re.sub(r"[^a-z0-9-]+", "-", f"{owner}-{name}".lower()).strip("-")
+    base = re.sub(r"-{2,}", "-", base)[:55].strip("-")
+    candidate = base
+    if Space.objects.filter(subdomain=candidate).exists():
+        digest = hashlib.sha256(f"{owner}/{name}".encode()).hexdigest()
+        candidate = f"{base}-{digest[:6]}"
+    return candidate
+
+
+class Space(models.Model):
+    owner = models.ForeignKey(User, models.CASCADE, related_name="spaces")
+    name = models.CharField(max_length=96)
+    subdomain = models.CharField(max_length=63, unique=True)
+    visibility = models.CharField(max_length=10, default="public")  # "public" or "private"
+    sleep_time = models.IntegerField(default=172800)  # seconds idle before sleeping; -1 never
+    likes = models.IntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    # From README.md front matter at the latest pushed head.
+    title = models.CharField(max_length=200, blank=True)
+    emoji = models.CharField(max_length=20, default="🚀")
+    color_from = models.CharField(max_length=10, default="blue")
+    color_to = models.CharField(max_length=10, default="indigo")
+    sdk = models.CharField(max_length=10, blank=True)
+    sdk_version = models.CharField(max_length=20, blank=True)
+    python_version = models.CharField(max_length=10, blank=True)
+    app_file = models.CharField(max_length=200, blank=True)
+    app_port = models.IntegerField(default=7860)
+    short_description = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    pinned = models.BooleanField(default=False)
+    license = models.CharField(max_length=50, blank=True)
+    startup_duration_timeout = models.IntegerField(default=1800)
+    disable_embedding = models.BooleanField(default=False)
+    # Named so, not "models": that name would shadow django.db.models in this class.
+    linked_models = models.JSONField(default=list, blank=True)
+    linked_datasets = models.JSONField(default=list, blank=True)
+    head_sha = models.CharField(max_length=40, blank=True)
+
+    # Desired state, which the runner makes real.
+    paused = models.BooleanField(default=False)
+    deployed_build = models.ForeignKey("Build", models.SET_NULL, null=True, blank=True, related_name="+")
+
+    # Runtime state, which the runner owns.
+    stage = models.CharField(max_length=24, default="NO_APP_FILE")
+    stage_message = models.TextField(blank=True)
+    running_image = models.CharField(max_length=200, blank=True)
+    container_id = models.CharField(max_length=80, blank=True)
+    port = models.IntegerField(null=True, blank=True)
+    last_request_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_space_per_owner")]
+        ordering = ["-updated"]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.username}/{self.name}"
+
+    @property
+    def repo_path(self):
+        return gitrepo.path_for(self.owner.username, self.name)
+
+    @property
+    def host(self) -> str:
+        return f"{self.subdomain}.{settings.SPACES_DOMAIN}"
+
+    @property
+    def url(self) -> str:
+        return f"{settings.SCHEME}://{self.host}{settings.PORT_SUFFIX}/"
+
+    @property
+    def git_url(self) -> str:
+        return f"{settings.SITE_URL}/spaces/{self.full_name}"
+
+    @property
+    def is_private(self) -> bool:
+        return self.visibility == "private"
+
+    def can_read(self, user) -> bool:
+        return not self.is_private or self.can_write(user)
+
+    def can_write(self, user) -> bool:
+        return bool(user and user.is_authenticated and (user.pk == self.owner_id or user.is_staff))
+
+    @classmethod
+    def create(cls, owner: User, name: str, **fields) -> "Space":
+        space = cls.objects.create(
+            owner=owner, name=name, subdomain=make_subdomain(owner.username, name), **fields
+        )
+        gitrepo.init(space.repo_path)
+        return space
+
+    def apply_config(self, config: spaceconfig.SpaceConfig) -> None:
+        self.title = config.title or self.name
+        self.emoji = config.emoji
+        self.color_from = config.colorFrom
+        self.color_to = config.colorTo
+        for key in (
+            "sdk",
+            "sdk_version",
+            "python_version",
+            "app_file",
+            "app_port",
+            "short_description",
+            "tags",
+            "pinned",
+            "license",
+            "startup_duration_timeout",
+            "disable_embedding",
+        ):
+            setattr(self, key, getattr(config, key))
+        self.linked_models = config.models
+        self.linked_datasets = config.datasets
+
+    def set_stage(self, stage: str, message: str = "") -> None:
+        assert stage in STAGES, stage
+        self.stage, self.stage_message = stage, message
+        Space.objects.filter(pk=self.pk).update(stage=stage, stage_message=message)
+
+    def record_push(self, sha: str, ref: str) -> "Build":
+        """A new head of the default branch: check its config and queue its build."""
+        with transaction.atomic():
+            space = Space.objects.select_for_update().get(pk=self.pk)
+            space.head_sha = sha
+            space.updated = timezone.now()
+            build = Build(space=space, commit_sha=sha, ref=ref)
+            stage, error = "BUILDING", ""
+            try:
+                readme = gitrepo.read_file(space.repo_path, sha, "README.md")
+                if readme is None:
+                    raise spaceconfig.ConfigError(
+                        f"README.md is missing. Add one that starts with:\n{spaceconfig.EXAMPLE}"
+                    )
+                config = spaceconfig.parse(readme.decode("utf-8", "replace"))
+                space.apply_config(config)
+                needed = spaceconfig.required_file(config)
+                if needed and not gitrepo.has_file(space.repo_path, sha, needed):
+                    stage = "NO_APP_FILE"
+                    error = (
+                        f"{needed} is not in commit {sha[:7]}. Add it, or point app_file in "
+                        "README.md at the file that starts your app."
+                        if config.sdk != "docker"
+                        else f"sdk: docker needs a Dockerfile at the top of the repository "
+                        f"(commit {sha[:7]} has none)."
+                    )
+            except spaceconfig.ConfigError as exc:
+                stage, error = "CONFIG_ERROR", str(exc)
+            if stage == "BUILDING" and space.stage in LIVE_STAGES:
+                stage = "RUNNING_BUILDING"
+            space.stage, space.stage_message = stage, error
+            space.save()
+            space.builds.filter(state__in=Build.ACTIVE).update(
+                state="cancelled", error=f"superseded by {sha[:7]}", finished=timezone.now()
+            )
+            if error:
+                build.state, build.error, build.finished = "failed", error, timezone.now()
+                build.save()
+            else:
+                build.save()
+                build.dispatch()
+        self.refresh_from_db()
+        return build
+
+
+class Build(models.Model):
+    ACTIVE = ("queued", "building")
+
+    space = models.ForeignKey(Space, models.CASCADE, related_name="builds")
+    commit_sha = models.CharField(max_length=40)
+    ref = models.CharField(max_length=200, default=f"refs/heads/{DEFAULT_BRANCH}")
+    state = models.CharField(max_length=12, default="queued")
+    image = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["state", "started"])]
+
+    def __str__(self) -> str:
+        return f"{self.space} @ {self.commit_sha[:7]} ({self.state})"
+
+    def dispatch(self) -> None:
+        from builder.tasks import build as build_task
+
+        transaction.on_commit(lambda: build_task.delay(self.pk))
+
+    @property
+    def duration(self) -> float | None:
+        if self.started and self.finished:
+            return (self.finished - self.started).total_seconds()
+        return None
+
+    def log(self, text: str) -> None:
+        BuildLogLine.append(self, text)
+
+    def log_lines(self, offset: int = 0):
+        return self.lines.filter(number__gte=offset).order_by("number")
+
+
+class LogLine(models.Model):
+    number = models.IntegerField()
+    time = models.DateTimeField(default=timezone.now)
+    text = models.TextField()
+
+    class Meta:
+        abstract = True
+
+
+class BuildLogLine(LogLine):
+    build = models.ForeignKey(Build, models.CASCADE, related_name="lines")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["build", "number"], name="unique_build_log_line")]
+
+    @classmethod
+    def append(cls, build: Build, text: str) -> None:
+        # Only the build's own worker writes its log, so the next number is safe to count.
+        last = cls.objects.filter(build=build).aggregate(n=models.Max("number"))["n"]
+        cls.objects.create(build=build, number=0 if last is None else last + 1, text=text)
+
+
+class RunLogLine(LogLine):
+    space = models.ForeignKey(Space, models.CASCADE, related_name="run_lines")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "number"], name="unique_run_log_line")]
+
+
+class Variable(models.Model):
+    """A space's environment variable; a secret's value never leaves the server once set."""
+
+    space = models.ForeignKey(Space, models.CASCADE, related_name="variables")
+    key = models.CharField(max_length=100)
+    value = models.TextField(blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    is_secret = models.BooleanField(default=False)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "key"], name="unique_variable_per_space")]
+
+
+class Like(models.Model):
+    user = models.ForeignKey(User, models.CASCADE)
+    space = models.ForeignKey(Space, models.CASCADE, related_name="like_set")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "space"], name="unique_like")]

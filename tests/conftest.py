@@ -1,0 +1,193 @@
+"""Fixtures that run Spacedock's real processes: gunicorn, git, and later Celery and Docker."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The test database, as a URL that the suite's own subprocesses can use."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def process_env(**extra) -> dict:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "SPACEDOCK_DATA_DIR": str(settings.DATA_DIR),
+        "DATABASE_URL": database_url(),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before answering {url}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered at {url} within {seconds} s")
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    log: Path
+
+    def api(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(f"{self.url}/api/{path}", timeout=10, **kwargs)
+
+    def git_url(self, owner: str, name: str, token: str = "", user: str = "") -> str:
+        auth = f"{user or owner}:{token}@" if token else ""
+        return f"http://{auth}127.0.0.1:{self.port}/spaces/{owner}/{name}"
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Server:
+    """gunicorn serving the test database, as `make up` runs it."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn", "spacedock.wsgi",
+                "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+                "--threads", "16", "--timeout", "120",
+            ],
+            cwd=ROOT, env=process_env(), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url, proc)
+        yield Server(url=url, port=port, log=log)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def live(server, transactional_db) -> Server:
+    """The server, with an empty database and no repositories left by other tests."""
+    shutil.rmtree(settings.REPOS_DIR, ignore_errors=True)
+    return server
+
+
+@pytest.fixture
+def token_for():
+    """issue_token, as an operator runs it: the token is the command's last line."""
+
+    def issue(username: str, scope: str = "write") -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "issue_token", username, "--scope", scope],
+            cwd=ROOT, env=process_env(), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return result.stdout.strip().splitlines()[-1]
+
+    return issue
+
+
+class Repo:
+    """A demo author's working copy, driven with the real git client."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.git("init", "--quiet", "--initial-branch=main")
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.org",
+            "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.org",
+            "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false",
+        }  # fmt: skip
+        return subprocess.run(
+            ["git", *args], cwd=self.path, env=env, capture_output=True, text=True, check=check
+        )
+
+    def write(self, files: dict[str, str | bytes]) -> "Repo":
+        for name, content in files.items():
+            target = self.path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+        return self
+
+    def commit(self, message: str = "update") -> str:
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD").stdout.strip()
+
+    def push(self, url: str, check: bool = False) -> subprocess.CompletedProcess:
+        return self.git("push", url, "main", check=check)
+
+
+HELLO_README = """---
+title: Hello
+emoji: 👋
+colorFrom: green
+colorTo: blue
+sdk: gradio
+app_file: app.py
+short_description: Says hello
+tags: [demo, text]
+---
+
+# Hello
+"""
+
+HELLO_APP = """import gradio as gr
+
+
+def greet(name):
+    return f"Hello, {name}!"
+
+
+gr.Interface(greet, "text", "text").launch()
+"""
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    count = 0
+
+    def make(files: dict[str, str | bytes] | None = None, commit: bool = True) -> Repo:
+        nonlocal count
+        count += 1
+        repo = Repo(tmp_path / f"repo{count}")
+        repo.write({"README.md": HELLO_README, "app.py": HELLO_APP} if files is None else files)
+        if commit:
+            repo.commit("first")
+        return repo
+
+    return make
