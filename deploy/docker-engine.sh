@@ -5,8 +5,9 @@
 #
 # - If `docker info` already answers: exit 0 at once.
 # - Else, as root on Debian: install docker.io if dockerd is missing, make sure
-#   iptables works (falls back to iptables-legacy), start dockerd in the
-#   background (own session, survives this shell), wait until it answers.
+#   iptables works (falls back to iptables-legacy), then start the daemon:
+#   `systemctl start docker` where systemd runs the host, else dockerd in the
+#   background (own session, survives this shell); wait until it answers.
 # - Else: say what to install and exit 1.
 #
 # Environment:
@@ -89,12 +90,21 @@ exec 9>/run/spacedock-docker-engine.lock
 flock -w $((WAIT + 120)) 9 || die "another docker-engine.sh holds /run/spacedock-docker-engine.lock"
 docker_answers && exit 0   # the other run may have started it
 
+# Is PID a live process (not gone, not a zombie waiting to be reaped)?
+live_pid() {
+    local state
+    state=$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 # The running dockerd's pid, if any (no procps needed).
 dockerd_pid() {
     local f pid
     for f in /proc/[0-9]*/comm; do
         [[ "$(cat "$f" 2>/dev/null)" == dockerd ]] || continue
-        pid=${f#/proc/}; echo "${pid%/comm}"; return 0
+        pid=${f#/proc/}; pid=${pid%/comm}
+        live_pid "$pid" || continue   # a zombie is a daemon that already died
+        echo "$pid"; return 0
     done
     return 1
 }
@@ -117,6 +127,7 @@ command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after installin
 [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
 [[ -n "$DOCKER" ]] || DOCKER=$(command -v docker || true)
 [[ -n "$DOCKER" ]] || die "no docker client found after installing docker.io"
+docker_answers && { log "Docker engine answers"; exit 0; }   # the package's own service may have started it
 
 # 2. iptables: dockerd needs it for the bridge's NAT and port publishing.
 #    Debian defaults to iptables-nft; on kernels without nf_tables fall back to legacy.
@@ -134,31 +145,56 @@ if ! iptables -t nat -L -n >/dev/null 2>&1; then
     fi
 fi
 
-# 3. Start dockerd, unless one is already starting.
-if pid=$(dockerd_pid); then
-    log "dockerd is already running (pid $pid); waiting for it to answer"
-else
+# A host run by systemd keeps its daemon under systemd (and its /etc/docker/daemon.json).
+if [[ -d /run/systemd/system ]] && systemctl cat docker.service >/dev/null 2>&1; then
+    log "systemd host: systemctl start docker"
+    systemctl start docker || die "systemctl start docker failed; see: journalctl -u docker"
+    deadline=$((SECONDS + WAIT))
+    until docker_answers; do
+        (( SECONDS < deadline )) || die "docker.service started but \`docker info\` does not answer after ${WAIT}s; see: journalctl -u docker"
+        sleep 1
+    done
+    log "Docker engine answers"
+    exit 0
+fi
+
+# 3. Start dockerd, unless one is already starting; 4. wait for it to answer.
+start_dockerd() {
     mkdir -p "$(dirname "$LOGFILE")"
-    # A pidfile left by a dead daemon blocks a new one.
-    if [[ -f /var/run/docker.pid ]] && ! kill -0 "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null; then
+    # A pidfile left by a dead daemon blocks a new one (dockerd counts a zombie as alive).
+    local old
+    old=$(cat /var/run/docker.pid 2>/dev/null || true)
+    if [[ -f /var/run/docker.pid ]] && ! { [[ "$old" =~ ^[0-9]+$ ]] && live_pid "$old"; }; then
+        log "removing stale /var/run/docker.pid (pid ${old:-?} is gone)"
         rm -f /var/run/docker.pid
     fi
+    # Same for the containerd that dockerd manages: a pidfile naming a zombie makes
+    # the new dockerd wait for it and fail ("timeout waiting for containerd to start").
+    old=$(cat /var/run/docker/containerd/containerd.pid 2>/dev/null || true)
+    if [[ -n "$old" ]] && ! { [[ "$old" =~ ^[0-9]+$ ]] && live_pid "$old"; }; then
+        rm -f /var/run/docker/containerd/containerd.pid
+    fi
+    log "starting dockerd (log: $LOGFILE)"
+    echo "==== $(date -Is) docker-engine.sh starting dockerd" >>"$LOGFILE"
+    # Own session (setsid): the daemon outlives this shell and its process group.
     # dockerd starts its own containerd when /run/containerd/containerd.sock is absent.
     # shellcheck disable=SC2086  # SPACEDOCK_DOCKERD_ARGS is word-split on purpose
-    log "starting dockerd (log: $LOGFILE)"
-    {
-        echo "==== $(date -Is) docker-engine.sh starting dockerd"
-    } >>"$LOGFILE"
     setsid nohup dockerd \
         --bip "$BIP" \
         --default-address-pool "$POOL" \
         ${MTU:+--mtu "$MTU"} \
         ${SPACEDOCK_DOCKERD_ARGS:-} \
-        >>"$LOGFILE" 2>&1 </dev/null &
+        >>"$LOGFILE" 2>&1 </dev/null 9>&- &   # 9>&-: the daemon must not hold our lock
     disown || true
+}
+
+started=0
+if pid=$(dockerd_pid); then
+    log "dockerd is already running (pid $pid); waiting for it to answer"
+else
+    start_dockerd; started=1
 fi
 
-# 4. Wait for it.
 deadline=$((SECONDS + WAIT))
 until docker_answers; do
     if (( SECONDS >= deadline )); then
@@ -167,9 +203,13 @@ until docker_answers; do
         exit 1
     fi
     if ! dockerd_pid >/dev/null; then
-        log "dockerd exited; last lines of $LOGFILE:"
-        tail -n 25 "$LOGFILE" >&2 || true
-        exit 1
+        if (( started )); then
+            log "dockerd exited; last lines of $LOGFILE:"
+            tail -n 25 "$LOGFILE" >&2 || true
+            exit 1
+        fi
+        # The daemon we found was on its way out (or a dead process): start ours.
+        start_dockerd; started=1
     fi
     sleep 1
 done

@@ -191,3 +191,52 @@ def make_repo(tmp_path):
         return repo
 
     return make
+
+
+@pytest.fixture(scope="session")
+def worker(server, tmp_path_factory):
+    """A Celery build worker on the test broker, as `make up` runs it."""
+    from spacedock.celery import app
+
+    with app.connection_for_write() as conn:  # builds queued by earlier runs are not ours
+        for queue in ("builds", "celery"):
+            if _queue_exists(conn, queue):
+                conn.default_channel.queue_purge(queue)
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "spacedock", "worker",
+                "--queues", "builds,celery", "--concurrency", "2",
+                "--prefetch-multiplier", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            ],
+            cwd=ROOT, env=process_env(), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_for_log(log, "ready.", proc)
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _queue_exists(conn, queue: str) -> bool:
+    try:
+        conn.default_channel.queue_declare(queue, passive=True)
+        return True
+    except Exception:
+        return False
+
+
+def _wait_for_log(log: Path, text: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[2:5]} exited early:\n{log.read_text()[-3000:]}")
+        if text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{text!r} did not appear in {log} within {seconds} s")

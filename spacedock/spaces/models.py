@@ -78,6 +78,13 @@ class Space(models.Model):
 
     # Desired state, which the runner makes real.
     paused = models.BooleanField(default=False)
+    # Bumped by a restart or a change of variables: a container of an older generation is replaced.
+    generation = models.IntegerField(default=0)
+    # Per-space limits an admin may set; empty means the settings' defaults.
+    memory_limit_mb = models.IntegerField(null=True, blank=True)
+    cpu_limit = models.FloatField(null=True, blank=True)
+    pids_limit = models.IntegerField(null=True, blank=True)
+    visits = models.IntegerField(default=0)
     deployed_build = models.ForeignKey("Build", models.SET_NULL, null=True, blank=True, related_name="+")
 
     # Runtime state, which the runner owns.
@@ -160,6 +167,44 @@ class Space(models.Model):
         self.stage, self.stage_message = stage, message
         Space.objects.filter(pk=self.pk).update(stage=stage, stage_message=message)
 
+    def request_restart(self) -> None:
+        """Asks the runner for a fresh container of the deployed image."""
+        Space.objects.filter(pk=self.pk).update(generation=models.F("generation") + 1, paused=False)
+        self.refresh_from_db(fields=["generation", "paused"])
+
+    def pause(self) -> None:
+        Space.objects.filter(pk=self.pk).update(paused=True)
+        self.paused = True
+
+    def factory_rebuild(self) -> "Build | None":
+        """Rebuilds the head from scratch, without the build cache."""
+        if not self.head_sha:
+            return None
+        with transaction.atomic():
+            self.builds.filter(state__in=Build.ACTIVE).update(
+                state="cancelled", error="superseded by a factory rebuild", finished=timezone.now()
+            )
+            build = Build.objects.create(space=self, commit_sha=self.head_sha, no_cache=True)
+            build.dispatch()
+        self.set_stage("RUNNING_BUILDING" if self.stage in LIVE_STAGES else "BUILDING")
+        return build
+
+    def log_run(self, text: str) -> None:
+        RunLogLine.append(self, text)
+
+    def env(self) -> dict[str, str]:
+        """The variables and secrets a container of this space gets, with the Hub's own."""
+        env = {v.key: v.value for v in self.variables.all()}
+        env.update(
+            SPACE_ID=self.full_name,
+            SPACE_AUTHOR_NAME=self.owner.username,
+            SPACE_REPO_NAME=self.name,
+            SPACE_TITLE=self.title or self.name,
+            SPACE_HOST=self.host,
+            SYSTEM="spaces",
+        )
+        return env
+
     def record_push(self, sha: str, ref: str) -> "Build":
         """A new head of the default branch: check its config and queue its build."""
         with transaction.atomic():
@@ -212,6 +257,7 @@ class Build(models.Model):
     commit_sha = models.CharField(max_length=40)
     ref = models.CharField(max_length=200, default=f"refs/heads/{DEFAULT_BRANCH}")
     state = models.CharField(max_length=12, default="queued")
+    no_cache = models.BooleanField(default=False)
     image = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)
@@ -238,6 +284,51 @@ class Build(models.Model):
 
     def log(self, text: str) -> None:
         BuildLogLine.append(self, text)
+
+    def start(self) -> bool:
+        """queued -> building; False when the build was cancelled before a worker took it."""
+        started = Build.objects.filter(pk=self.pk, state="queued").update(
+            state="building", started=timezone.now()
+        )
+        self.refresh_from_db()
+        if started:
+            space = self.space
+            space.set_stage("RUNNING_BUILDING" if space.stage in LIVE_STAGES else "BUILDING")
+        return bool(started)
+
+    def succeed(self, image: str) -> None:
+        """building -> succeeded, and the image becomes what the runner should run."""
+        with transaction.atomic():
+            updated = Build.objects.filter(pk=self.pk, state="building").update(
+                state="succeeded", image=image, finished=timezone.now()
+            )
+            self.refresh_from_db()
+            if not updated:
+                return
+            space = Space.objects.select_for_update().get(pk=self.space_id)
+            space.deployed_build = self
+            space.paused = False
+            live = space.stage in LIVE_STAGES
+            space.stage = "RUNNING_APP_STARTING" if live else "APP_STARTING"
+            space.stage_message = ""
+            space.save(update_fields=["deployed_build", "paused", "stage", "stage_message"])
+
+    def fail(self, error: str, state: str = "failed") -> None:
+        """building -> failed (or cancelled); the space says why, with what to do about it."""
+        updated = Build.objects.filter(pk=self.pk, state__in=self.ACTIVE).update(
+            state=state, error=error, finished=timezone.now()
+        )
+        self.refresh_from_db()
+        if updated and state == "failed":
+            space = self.space
+            if space.stage in LIVE_STAGES:
+                # The running version keeps serving; the message says the new one failed.
+                space.set_stage("RUNNING", f"The build of {self.commit_sha[:7]} failed: {error}")
+            else:
+                space.set_stage("BUILD_ERROR", error)
+
+    def is_cancelled(self) -> bool:
+        return Build.objects.filter(pk=self.pk, state="cancelled").exists()
 
     def log_lines(self, offset: int = 0):
         return self.lines.filter(number__gte=offset).order_by("number")
