@@ -16,6 +16,9 @@
 #   SPACEDOCK_BASE_MIRROR    Debian mirror (default: the one in the host's apt sources)
 #   SPACEDOCK_BASE_PACKAGES  extra packages, comma-separated (added to --include)
 #   SPACEDOCK_BASE_UPGRADE   1 (default) = apply bookworm-updates/-security in the image
+#   SPACEDOCK_BASE_HOST_CA   1 = also trust the host's local CAs (/usr/local/share/ca-certificates)
+#                            inside the image, for every later build and container (default 0:
+#                            builds get the host's CA bundle as a BuildKit secret instead)
 #   SPACEDOCK_BUILD_TMP      where the root fs is assembled (default /var/tmp)
 set -euo pipefail
 
@@ -29,7 +32,7 @@ FORCE=0
 for arg in "$@"; do
     case "$arg" in
         --force) FORCE=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) die "unknown argument: $arg (try --help)" ;;
     esac
 done
@@ -194,6 +197,21 @@ path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 path-exclude /usr/share/lintian/*
 EOF
+
+if [[ "${SPACEDOCK_BASE_HOST_CA:-0}" == 1 ]]; then
+    shopt -s nullglob
+    cas=(/usr/local/share/ca-certificates/*.crt /usr/local/share/ca-certificates/*/*.crt)
+    shopt -u nullglob
+    if (( ${#cas[@]} )); then
+        log "trusting the host's local CAs in the image: ${cas[*]##*/}"
+        for ca in "${cas[@]}"; do
+            dest=$ROOTFS/${ca#/}; mkdir -p "$(dirname "$dest")"; cp "$ca" "$dest"
+        done
+        chroot "$ROOTFS" update-ca-certificates >/dev/null || die "update-ca-certificates failed in the image"
+    else
+        log "SPACEDOCK_BASE_HOST_CA=1 but /usr/local/share/ca-certificates has no .crt; nothing added"
+    fi
+fi
 
 if [[ "$UPGRADE" == 1 ]]; then
     log "applying $SUITE-updates and $SUITE-security"

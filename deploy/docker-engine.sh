@@ -36,7 +36,7 @@ fi
 
 docker_answers() {
     [[ -n "$DOCKER" ]] || return 1
-    timeout 15 "$DOCKER" info >/dev/null 2>&1
+    timeout 10 "$DOCKER" info >/dev/null 2>&1
 }
 
 # Fast path: nothing to do.
