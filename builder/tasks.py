@@ -1,16 +1,84 @@
+"""Celery tasks that turn a pushed commit into a container image."""
+
 import logging
+import shutil
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
+from builder import docker_build
+from builder.buildlog import BuildLog
+from builder.images import build_space_image, prune_images
 from spacedock.spaces.models import Build
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="builder.tasks.build", acks_late=True)
+@shared_task(name="builder.tasks.build", acks_late=True, time_limit=settings.BUILD_TIMEOUT + 300)
 def build(build_id: int) -> None:
-    """Turns a queued Build into an image. The image building itself is the builder's issue."""
-    build = Build.objects.filter(pk=build_id).first()
+    build = Build.objects.select_related("space__owner").filter(pk=build_id).first()
     if build is None:
         log.warning("build %s no longer exists", build_id)
         return
+    if not build.start():
+        log.info("build %s is %s: nothing to do", build_id, build.state)
+        return
+    deadline = time.monotonic() + settings.BUILD_TIMEOUT
+    workdir = Path(tempfile.mkdtemp(prefix=f"build-{build.pk}-", dir=settings.BUILD_TMP_DIR))
+    buildlog = BuildLog(build)
+    try:
+        image = build_space_image(build, workdir, buildlog, deadline)
+    except docker_build.BuildStopped as stop:
+        buildlog.flush()
+        if str(stop) == "timeout":
+            limit = settings.BUILD_TIMEOUT
+            took = f"{limit // 60} minutes" if limit % 60 == 0 else f"{limit} seconds"
+            message = (
+                f"The build was stopped after {took}, the time limit "
+                "(SPACEDOCK_BUILD_TIMEOUT). Make it faster, or ask the operator for a longer limit."
+            )
+            buildlog.write(f"==> {message}")
+            buildlog.flush()
+            build.fail(message)
+        else:
+            buildlog.write(f"==> Build stopped: {stop}")
+    except docker_build.BuildError as exc:
+        buildlog.write(f"==> Build failed: {exc}")
+        buildlog.flush()
+        build.fail(buildlog.redact(str(exc)))
+    except Exception as exc:
+        log.exception("build %s crashed", build_id)
+        message = (
+            f"Spacedock failed while building ({type(exc).__name__}: {exc}); the operator's log has more."
+        )
+        buildlog.write(f"==> {message}")
+        buildlog.flush()
+        build.fail(buildlog.redact(message))
+    else:
+        buildlog.write(f"==> Built {image}")
+        buildlog.flush()
+        build.succeed(image)
+        prune_images(build.space)
+    finally:
+        buildlog.flush()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@shared_task(name="builder.tasks.reap_stuck_builds")
+def reap_stuck_builds(stale_after: float | None = None) -> int:
+    """Fails builds whose worker stopped sending heartbeats: killed, or its machine restarted."""
+    stale_after = settings.BUILD_STALE_AFTER if stale_after is None else stale_after
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    reaped = 0
+    for build in Build.objects.filter(state="building", heartbeat__lt=cutoff).select_related("space"):
+        build.fail(
+            "The build stopped: its worker was killed or its machine restarted. "
+            "Push again, or use Factory rebuild, to build it anew."
+        )
+        reaped += 1
+    return reaped

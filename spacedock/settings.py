@@ -180,6 +180,9 @@ CELERY_TASK_ROUTES = {"builder.tasks.build": {"queue": "builds"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "reap-stuck-builds": {"task": "builder.tasks.reap_stuck_builds", "schedule": 60.0},
+}
 
 # Names and labels of what Spacedock makes in Docker; two installs on one engine use two names.
 INSTANCE = envstr("SPACEDOCK_INSTANCE", "spacedock")
@@ -187,6 +190,16 @@ BUILD_CONCURRENCY = envint("SPACEDOCK_BUILD_CONCURRENCY", "2")
 BUILD_TIMEOUT = envint("SPACEDOCK_BUILD_TIMEOUT", "1800")
 BASE_IMAGE = envstr("SPACEDOCK_BASE_IMAGE", "spacedock/base:bookworm")
 DEFAULT_GRADIO_VERSION = envstr("SPACEDOCK_GRADIO_VERSION", "6.31.0")
+DOCKER_CLI = envstr("SPACEDOCK_DOCKER_CLI", "")
+BUILD_TMP_DIR = Path(envstr("SPACEDOCK_BUILD_TMP_DIR", str(DATA_DIR / "builds")))
+BUILD_TMP_DIR.mkdir(parents=True, exist_ok=True)
+BUILD_STALE_AFTER = envint("SPACEDOCK_BUILD_STALE_AFTER", "120")  # seconds without a heartbeat
+IMAGES_KEPT = envint("SPACEDOCK_IMAGES_KEPT", "3")  # successful builds' images kept per space
+# What pip inside a build needs to reach its index: the host's CA bundle (always, when
+# present) and, where set, another index. They reach pip as BuildKit secrets, never a layer.
+BUILD_CA_BUNDLE = envstr("SPACEDOCK_BUILD_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+PIP_INDEX_URL = envstr("SPACEDOCK_PIP_INDEX_URL", "")
+PIP_EXTRA_INDEX_URL = envstr("SPACEDOCK_PIP_EXTRA_INDEX_URL", "")
 
 LOGGING = {
     "version": 1,

@@ -240,3 +240,29 @@ def _wait_for_log(log: Path, text: str, proc: subprocess.Popen, seconds: float =
             return
         time.sleep(0.2)
     raise RuntimeError(f"{text!r} did not appear in {log} within {seconds} s")
+
+
+def wait_until(check, seconds: float, what: str, every: float = 0.25):
+    """Polls check() until it returns something true; fails with `what` when time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The engine; at the end, this test instance's containers and images go (SDK images stay)."""
+    import docker
+
+    client = docker.from_env()
+    yield client
+    ours = {"label": f"spacedock.instance={settings.INSTANCE}"}
+    for container in client.containers.list(all=True, filters=ours):
+        container.remove(force=True)
+    for image in client.images.list(filters=ours):
+        for tag in image.tags:
+            client.images.remove(tag, force=True)
+    client.images.prune(filters={"dangling": True, **ours})

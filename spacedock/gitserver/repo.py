@@ -1,6 +1,7 @@
 """The bare repositories on disk, one per space."""
 
 import subprocess
+import tarfile
 from pathlib import Path
 
 import git
@@ -45,3 +46,28 @@ def read_file(path: Path, sha: str, file: str) -> bytes | None:
 def has_file(path: Path, sha: str, file: str) -> bool:
     blob = _blob(path, sha, file)
     return blob is not None and blob.type == "blob"
+
+
+def export(path: Path, sha: str, dest: Path) -> list[str]:
+    """Writes the files of one commit to dest; returns warnings about what was left out.
+
+    A commit, not a working copy: a push during the build cannot change what is built.
+    Links that point outside the repository are left out, not followed.
+    """
+    skipped: list[str] = []
+
+    def only_inside(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, dest_path)
+        except tarfile.FilterError as exc:
+            skipped.append(f"left out {member.name}: {exc}")
+            return None
+
+    archive = subprocess.Popen(
+        ["git", f"--git-dir={path}", "archive", "--format=tar", sha], stdout=subprocess.PIPE
+    )
+    with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+        tar.extractall(dest, filter=only_inside)
+    if archive.wait() != 0:
+        raise ValueError(f"git archive of {sha} failed")
+    return skipped

@@ -263,6 +263,7 @@ class Build(models.Model):
     created = models.DateTimeField(default=timezone.now)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)  # the worker is alive
 
     class Meta:
         ordering = ["-created"]
@@ -287,8 +288,9 @@ class Build(models.Model):
 
     def start(self) -> bool:
         """queued -> building; False when the build was cancelled before a worker took it."""
+        now = timezone.now()
         started = Build.objects.filter(pk=self.pk, state="queued").update(
-            state="building", started=timezone.now()
+            state="building", started=now, heartbeat=now
         )
         self.refresh_from_db()
         if started:

@@ -1,0 +1,183 @@
+"""From an exported commit to a tagged image: the shared SDK image first, then the space's own."""
+
+import fcntl
+import hashlib
+import platform
+from pathlib import Path
+
+from django.conf import settings
+
+from builder import docker_build, dockerfiles
+from builder.buildlog import BuildLog
+from spacedock.gitserver import repo as gitrepo
+from spacedock.spaces import config as spaceconfig
+from spacedock.spaces.models import Build, Space
+
+BASE_PYTHON = "3.11"  # what the offline Debian base image carries
+
+
+def image_tag(space: Space, sha: str) -> str:
+    return f"{settings.INSTANCE}/{space.subdomain}:{sha[:12]}"
+
+
+def sdk_image_tag(gradio_version: str) -> str:
+    # Named by what goes into it: a rebuilt base image or a changed recipe gets a fresh one.
+    recipe = docker_build.image_id(settings.BASE_IMAGE) + dockerfiles.sdk_dockerfile(
+        settings.BASE_IMAGE, gradio_version
+    )
+    return f"spacedock-sdk:gradio{gradio_version}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+
+
+def pip_secrets(workdir: Path) -> dict[str, Path]:
+    secrets = {}
+    ca = Path(settings.BUILD_CA_BUNDLE)
+    if ca.is_file():
+        secrets["ca"] = ca
+    if settings.PIP_INDEX_URL or settings.PIP_EXTRA_INDEX_URL:
+        conf = workdir / "pip.conf"
+        lines = ["[global]"]
+        if settings.PIP_INDEX_URL:
+            lines.append(f"index-url = {settings.PIP_INDEX_URL}")
+        if settings.PIP_EXTRA_INDEX_URL:
+            lines.append(f"extra-index-url = {settings.PIP_EXTRA_INDEX_URL}")
+        conf.write_text("\n".join(lines) + "\n")
+        conf.chmod(0o600)
+        secrets["pipconf"] = conf
+    return secrets
+
+
+def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: float, should_stop) -> str:
+    """The shared image with Gradio installed, built once per version and reused by every space."""
+    if not docker_build.image_exists(settings.BASE_IMAGE):
+        raise docker_build.BuildError(
+            f"The base image {settings.BASE_IMAGE} is missing on this Docker engine. "
+            "The operator builds it with deploy/base-image.sh (make up does it), "
+            "or sets SPACEDOCK_BASE_IMAGE."
+        )
+    tag = sdk_image_tag(version)
+    if docker_build.image_exists(tag):
+        buildlog.write(f"==> Reusing the shared Gradio {version} image {tag}")
+        return tag
+    lock_dir = Path(settings.DATA_DIR) / "locks"
+    lock_dir.mkdir(exist_ok=True)
+    # Two builds that need the same new Gradio version build it once.
+    with open(lock_dir / f"sdk-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if docker_build.image_exists(tag):
+            buildlog.write(f"==> Reusing the shared Gradio {version} image {tag}")
+            return tag
+        buildlog.write(f"==> Building the shared Gradio {version} image (once; later spaces reuse it)")
+        context = workdir / "sdk"
+        context.mkdir()
+        (context / "Dockerfile").write_text(dockerfiles.sdk_dockerfile(settings.BASE_IMAGE, version))
+        try:
+            docker_build.build(
+                context,
+                context / "Dockerfile",
+                tag,
+                labels={docker_build.LABEL_SDK: f"gradio-{version}"},
+                secrets=pip_secrets(workdir),
+                deadline=deadline,
+                on_line=buildlog.write,
+                should_stop=should_stop,
+            )
+        except docker_build.BuildStopped:
+            raise
+        except docker_build.BuildError as exc:
+            raise docker_build.BuildError(
+                f"Gradio {version} could not be installed. Check sdk_version in README.md.\n{exc}",
+                exc.log_tail,
+            ) from None
+    return tag
+
+
+def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline: float) -> str:
+    space = build.space
+    sha = build.commit_sha
+
+    def should_stop() -> str | None:
+        buildlog.heartbeat()
+        return "cancelled by a newer push" if build.is_cancelled() else None
+
+    buildlog.write(f"==> Building {space.full_name} at {sha[:7]}")
+    context = workdir / "src"
+    context.mkdir()
+    for warning in gitrepo.export(space.repo_path, sha, context):
+        buildlog.write(f"==> Warning: {warning}")
+    readme = context / "README.md"
+    try:
+        config = spaceconfig.parse(readme.read_text(errors="replace") if readme.is_file() else "")
+    except spaceconfig.ConfigError as exc:
+        raise docker_build.BuildError(str(exc)) from None
+    if config.python_version and config.python_version not in (BASE_PYTHON, "3"):
+        buildlog.write(
+            f"==> Note: python_version {config.python_version} was asked for; "
+            f"this server builds with Python {BASE_PYTHON}"
+        )
+
+    files = {p.name for p in context.iterdir() if p.is_file()}
+    labels = {
+        docker_build.LABEL_INSTANCE: settings.INSTANCE,
+        docker_build.LABEL_SPACE: str(space.pk),
+        docker_build.LABEL_BUILD: str(build.pk),
+        docker_build.LABEL_COMMIT: sha,
+    }
+    secrets = pip_secrets(workdir)
+    build_args: dict[str, str] = {}
+    hub_env = {k: v for k, v in space.env().items() if k.startswith("SPACE_") or k == "SYSTEM"}
+    if config.sdk == "gradio":
+        sdk_image = ensure_sdk_image(config.sdk_version, workdir, buildlog, deadline, should_stop)
+        dockerfile = workdir / "Dockerfile"
+        dockerfile.write_text(dockerfiles.gradio_dockerfile(sdk_image, config, files, hub_env))
+    elif config.sdk == "static":
+        dockerfile = workdir / "Dockerfile"
+        dockerfile.write_text(dockerfiles.static_dockerfile(settings.BASE_IMAGE, config))
+    else:
+        dockerfile = context / "Dockerfile"
+        # The Hub hands variables to docker builds as build args and secrets as secret mounts.
+        secrets_dir = workdir / "secrets"
+        secrets_dir.mkdir(mode=0o700)
+        for variable in space.variables.all():
+            if variable.is_secret:
+                path = secrets_dir / variable.key
+                path.write_text(variable.value)
+                secrets[variable.key] = path
+                if len(variable.value) >= 4:
+                    buildlog.secrets.append(variable.value)
+            else:
+                build_args[variable.key] = variable.value
+        build_args.update(hub_env)
+
+    buildlog.write(f"==> docker build ({config.sdk} sdk, on {platform.machine()})")
+    tag = image_tag(space, sha)
+    docker_build.build(
+        context,
+        dockerfile,
+        tag,
+        labels=labels,
+        secrets=secrets,
+        build_args=build_args,
+        no_cache=build.no_cache,
+        deadline=deadline,
+        on_line=buildlog.write,
+        should_stop=should_stop,
+    )
+    return tag
+
+
+def prune_images(space: Space) -> list[str]:
+    """Removes a space's images beyond the last few successful builds and the deployed one."""
+    space.refresh_from_db()
+    keep = set(
+        space.builds.filter(state="succeeded")
+        .order_by("-finished")
+        .values_list("image", flat=True)[: settings.IMAGES_KEPT]
+    )
+    if space.deployed_build_id:
+        keep.add(space.deployed_build.image)
+    removed = []
+    for tag in docker_build.space_images(space.pk):
+        if tag not in keep and docker_build.remove_image(tag):
+            removed.append(tag)
+    docker_build.prune_dangling()
+    return removed
