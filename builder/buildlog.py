@@ -40,6 +40,13 @@ class BuildLog:
         self.flushed_at = time.monotonic()
         self.heartbeat()
 
+    def tick(self) -> None:
+        """Called about once a second: lines that came before a quiet spell still show up live."""
+        if self.pending and time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+            self.flush()
+        else:
+            self.heartbeat()
+
     def heartbeat(self) -> None:
         # The reaper fails builds whose heartbeat stops: a dead worker cannot say so itself.
         now = time.monotonic()

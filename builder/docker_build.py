@@ -7,6 +7,7 @@ happens, a build leaves no process, container or temporary file behind, and ever
 engine error comes out as one BuildError.
 """
 
+import ctypes
 import os
 import queue
 import shutil
@@ -146,6 +147,7 @@ def build(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # so a stop reaches the whole process group
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         raise BuildError(f"Could not run {command[0]}: {exc}") from None
@@ -192,6 +194,12 @@ def build(
         raise BuildStopped(stop_reason, tail)
     if proc.returncode != 0:
         raise BuildError(failure_summary(tail), tail)
+
+
+def _die_with_parent() -> None:
+    # A worker killed mid-build must not leave its `docker build` running on its own.
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -96,7 +96,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     sha = build.commit_sha
 
     def should_stop() -> str | None:
-        buildlog.heartbeat()
+        buildlog.tick()
         return "cancelled by a newer push" if build.is_cancelled() else None
 
     buildlog.write(f"==> Building {space.full_name} at {sha[:7]}")

@@ -80,5 +80,7 @@ def reap_stuck_builds(stale_after: float | None = None) -> int:
             "The build stopped: its worker was killed or its machine restarted. "
             "Push again, or use Factory rebuild, to build it anew."
         )
+        for leftover in Path(settings.BUILD_TMP_DIR).glob(f"build-{build.pk}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         reaped += 1
     return reaped

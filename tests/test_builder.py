@@ -179,7 +179,10 @@ def test_docker_space_gets_build_secrets_in_no_layer(
     live, worker, token_for, make_repo, docker_client, run_image
 ):
     secret = f"s3cret-{uuid.uuid4().hex}"
-    dockerfile = """FROM BASE
+    # A fresh first step: BuildKit's cache keys ignore secret values, so a cached step would
+    # show an earlier run's secret.
+    dockerfile = f"""FROM BASE
+RUN echo {uuid.uuid4().hex}
 ARG GREETING
 RUN --mount=type=secret,id=API_KEY sha256sum /run/secrets/API_KEY | cut -c1-64 > /secret.sha256
 RUN --mount=type=secret,id=API_KEY echo "the key is $(cat /run/secrets/API_KEY)"

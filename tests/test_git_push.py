@@ -32,13 +32,14 @@ def test_first_push_creates_the_space_and_queues_a_build(live, token_for, make_r
     assert info["subdomain"] == "alice-hello"
     assert info["cardData"]["title"] == "Hello"
     assert info["cardData"]["tags"] == ["demo", "text"]
-    assert info["build"]["state"] == "queued"
+    # Queued, or already taken by a build worker if one runs in this session.
+    assert info["build"]["state"] in ("queued", "building", "succeeded")
     assert info["build"]["commit"] == sha
-    assert live.api("spaces/alice/hello/runtime").json()["stage"] == "BUILDING"
+    assert live.api("spaces/alice/hello/runtime").json()["stage"] in ("BUILDING", "APP_STARTING")
 
     page = requests.get(f"{live.url}/alice/hello", timeout=10)
     assert page.status_code == 200
-    assert "Hello" in page.text and sha[:7] in page.text and "queued" in page.text
+    assert "Hello" in page.text and sha[:7] in page.text
     gallery = requests.get(live.url, timeout=10).text
     assert 'href="/alice/hello"' in gallery and "Says hello" in gallery
 
@@ -193,14 +194,19 @@ def test_only_the_default_branch_builds(live, token_for, make_repo):
     assert Build.objects.count() == 1
 
 
-def test_newer_push_cancels_the_queued_build(live, token_for, make_repo):
+def test_newer_push_cancels_the_older_build(live, token_for, make_repo, settings):
+    # The first build sleeps, so it is still queued or building when the second push lands,
+    # whether or not a worker runs in this session.
     token = token_for("alice")
-    repo = make_repo()
+    slow = f"FROM {settings.BASE_IMAGE}\nRUN echo {os.urandom(8).hex()} && sleep 300\n"
+    repo = make_repo({"README.md": "---\nsdk: docker\n---\n", "Dockerfile": slow})
+    first = repo.git("rev-parse", "HEAD").stdout.strip()
     assert repo.push(live.git_url("alice", "hello", token)).returncode == 0
-    repo.write({"app.py": "print('v2')\n"})
+    repo.write({"Dockerfile": f"FROM {settings.BASE_IMAGE}\n"})
     second = repo.commit("v2")
     assert repo.push(live.git_url("alice", "hello", token)).returncode == 0
 
     states = {b.commit_sha: b.state for b in Build.objects.all()}
-    assert states[second] == "queued"
-    assert sorted(states.values()) == ["cancelled", "queued"]
+    assert states[first] == "cancelled"
+    assert states[second] != "cancelled"
+    assert f"superseded by {second[:7]}" in Build.objects.get(commit_sha=first).error
