@@ -5,32 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('spaces', '0002_runtime_and_limits'),
+        ("spaces", "0002_runtime_and_limits"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='space',
-            name='trending_score',
+            model_name="space",
+            name="trending_score",
             field=models.FloatField(default=0),
         ),
         migrations.AddIndex(
-            model_name='space',
-            index=models.Index(fields=['-trending_score'], name='space_trending'),
+            model_name="space",
+            index=models.Index(fields=["-trending_score"], name="space_trending"),
         ),
         migrations.AddIndex(
-            model_name='space',
-            index=models.Index(fields=['-likes'], name='space_likes'),
+            model_name="space",
+            index=models.Index(fields=["-likes"], name="space_likes"),
         ),
         migrations.AddIndex(
-            model_name='space',
-            index=models.Index(fields=['-updated'], name='space_updated'),
+            model_name="space",
+            index=models.Index(fields=["-updated"], name="space_updated"),
         ),
         migrations.AddIndex(
-            model_name='space',
-            index=models.Index(fields=['-created'], name='space_created'),
+            model_name="space",
+            index=models.Index(fields=["-created"], name="space_created"),
         ),
     ]
