@@ -6,7 +6,6 @@ skip CSRF, so a session must not be able to reach them. Pages have their own for
 
 import json
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
 from django.db.models import Q
@@ -196,7 +195,8 @@ def duplicate_space(request, owner: str, name: str):
         copy.set_variable(required(entry, "key"), str(entry.get("value", "")))
     if isinstance(data.get("sleepTimeSeconds"), int):
         Space.objects.filter(pk=copy.pk).update(sleep_time=data["sleepTimeSeconds"])
-    return JsonResponse({"url": f"{settings.SITE_URL}/spaces/{copy.full_name}"})
+    # The client checks that the URL is on the host it called.
+    return JsonResponse({"url": request.build_absolute_uri(f"/spaces/{copy.full_name}")})
 
 
 @csrf_exempt
