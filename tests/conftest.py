@@ -240,3 +240,7 @@ def _wait_for_log(log: Path, text: str, proc: subprocess.Popen, seconds: float =
             return
         time.sleep(0.2)
     raise RuntimeError(f"{text!r} did not appear in {log} within {seconds} s")
+
+
+# Headless Chromium for the browser tests.
+from tests.browser import browser, page  # noqa: E402, F401

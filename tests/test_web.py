@@ -120,8 +120,10 @@ def test_space_page_iframe_readme_and_no_script(live, token_for, make_repo):
     repo = make_repo({"README.md": readme, "app.py": "print(1)\n", "src/util.py": "X = 1\n"})
     assert repo.push(live.git_url("alice", "hello", token_for("alice"))).returncode == 0
     client = Client()
-    html = client.get("/alice/hello").content.decode()
+    assert 'id="starting"' in client.get("/alice/hello").content.decode()  # BUILDING: no app yet
     space = Space.objects.get(name="hello")
+    space.set_stage("RUNNING")
+    html = client.get("/alice/hello").content.decode()
     assert f'src="{space.url}"' in html
     assert 'allow="camera; microphone; clipboard-read; clipboard-write; fullscreen' in html
     assert "<h1>Greeter</h1>" in html and "<strong>hello</strong>" in html

@@ -13,7 +13,7 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.embed import app_url, embed_snippets, pinned_app_url, pinned_embed_page
 from spacedock.spaces.gallery import SORTS, filter_spaces
-from spacedock.spaces.models import Space
+from spacedock.spaces.models import LIVE_STAGES, Space
 
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 96
@@ -81,7 +81,14 @@ def space_page(request, owner: str, name: str):
     space = get_space(request, owner, name)
     space.record_visit()
     context = page_context(request, space, "app")
-    context.update(app_url=app_url(space, request.user), allow=ALLOW, readme=readme_html(space))
+    context.update(
+        app_url=app_url(space, request.user),
+        allow=ALLOW,
+        readme=readme_html(space),
+        # Sleeping and stopped spaces are served too: the runner's wake page starts them.
+        show_app=space.stage in (*LIVE_STAGES, "SLEEPING", "STOPPED"),
+        latest_build=space.builds.first(),
+    )
     return render(request, "spaces/space.html", context)
 
 
