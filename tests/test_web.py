@@ -147,17 +147,35 @@ def test_logs_page_streams_from_the_api(ada, client):
     assert "/api/spaces/ada/chat/logs/run" in html and "pip failed" in html and "EventSource" in html
 
 
-def test_embeds(ada, client):
+def test_embeds_and_pins(ada, ada_client, client):
     space = make_space(ada, "chat", head_sha="a" * 40)
     build = Build.objects.create(space=space, commit_sha="a" * 40, state="succeeded", image="img:1")
     Space.objects.filter(pk=space.pk).update(deployed_build=build)
     code = client.get("/ada/chat/embed").content.decode()
-    assert f"&lt;iframe src=&quot;{space.url}&quot;" in code and f"/embed/ada/chat/{'a' * 40}" in code
+    assert f"&lt;iframe src=&quot;{space.url}&quot;" in code and "No build is pinned yet" in code
+    assert 'id="pin"' not in code  # only the owner pins
     embed = client.get("/embed/ada/chat")
     assert "X-Frame-Options" not in embed and f'src="{space.url}"' in embed.content.decode()
     assert f'src="{space.url}"' in client.get(f"/embed/ada/chat/{'a' * 7}").content.decode()
     assert client.get("/embed/ada/chat/bbbbbbb").status_code == 404
     assert client.get("/ada/chat")["X-Frame-Options"] == "DENY"  # the platform's own pages never frame
+
+    token = csrf(ada_client, "/ada/chat/embed")
+    ada_client.post("/ada/chat/pin", {"build": build.pk, "csrfmiddlewaretoken": token})
+    build.refresh_from_db()
+    assert build.pinned and build.pinned_host == f"pin--{build.pk}.localhost"
+    code = client.get("/ada/chat/embed").content.decode()
+    assert f"/embed/ada/chat/{'a' * 40}" in code
+    # A later push deploys another build; the pinned embed still frames the pinned one.
+    newer = Build.objects.create(space=space, commit_sha="b" * 40, state="succeeded", image="img:2")
+    Space.objects.filter(pk=space.pk).update(deployed_build=newer, head_sha="b" * 40)
+    assert f'src="{build.pinned_url}"' in client.get(f"/embed/ada/chat/{'a' * 40}").content.decode()
+    assert f'src="{space.url}"' in client.get("/embed/ada/chat").content.decode()
+    failed = Build.objects.create(space=space, commit_sha="c" * 40, state="failed")
+    assert (
+        ada_client.post("/ada/chat/pin", {"build": failed.pk, "csrfmiddlewaretoken": token}).status_code
+        == 404
+    )
 
     Space.objects.filter(pk=space.pk).update(disable_embedding=True)
     refused = client.get("/embed/ada/chat")

@@ -38,9 +38,12 @@ def pinned_embed_page(space: Space, build: Build) -> str:
 def pinned_app_url(space: Space, build: Build, user) -> str | None:
     """Where a pinned embed's iframe points; None while nothing serves that build.
 
-    Today only the deployed build is served. Serving an older pinned build needs the
-    runner to keep its image and run it at an address of its own (not merged yet).
+    A pinned build runs at its own host (Build.pinned_host), which the runner serves
+    like any space, sleeping and waking. An unpinned build is only served while it is
+    the deployed one.
     """
+    if build.pinned:
+        return build.pinned_url
     if build.pk == space.deployed_build_id:
         return app_url(space, user)
     return None

@@ -381,6 +381,8 @@ class Build(models.Model):
     created = models.DateTimeField(default=timezone.now)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # A paper embeds this build for good: its image is kept and served at pinned_host.
+    pinned = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created"]
@@ -444,6 +446,22 @@ class Build(models.Model):
                 space.set_stage("RUNNING", f"The build of {self.commit_sha[:7]} failed: {error}")
             else:
                 space.set_stage("BUILD_ERROR", error)
+
+    def pin(self) -> None:
+        """Keeps this build's image and serves it at its own address, whatever is pushed later."""
+        if self.state != "succeeded":
+            raise ValueError(f"only a succeeded build can be pinned; this one is {self.state}")
+        Build.objects.filter(pk=self.pk).update(pinned=True)
+        self.pinned = True
+
+    @property
+    def pinned_host(self) -> str:
+        # "--" never occurs in a space's subdomain (make_subdomain collapses dashes): no clash.
+        return f"pin--{self.pk}.{settings.SPACES_DOMAIN}"
+
+    @property
+    def pinned_url(self) -> str:
+        return f"{settings.SCHEME}://{self.pinned_host}{settings.PORT_SUFFIX}/"
 
     def is_cancelled(self) -> bool:
         return Build.objects.filter(pk=self.pk, state="cancelled").exists()

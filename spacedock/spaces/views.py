@@ -3,6 +3,7 @@
 import git
 import markdown
 import nh3
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -142,9 +143,23 @@ def space_embed_code(request, owner: str, name: str):
     space = get_space(request, owner, name)
     context = page_context(request, space, "embed")
     context["snippets"] = embed_snippets(space)
-    if space.deployed_build_id:
-        context["pinned_url"] = pinned_embed_page(space, space.deployed_build)
+    context["deployed"] = space.deployed_build
+    context["pins"] = [
+        (build, pinned_embed_page(space, build))
+        for build in space.builds.filter(pinned=True).order_by("-created")
+    ]
     return render(request, "spaces/embed_code.html", context)
+
+
+@require_POST
+def pin(request, owner: str, name: str):
+    space = get_space(request, owner, name)
+    if not space.can_write(request.user):
+        raise Http404
+    build = get_object_or_404(space.builds, pk=request.POST.get("build"), state="succeeded")
+    build.pin()
+    messages.success(request, f"Build {build.commit_sha[:7]} is pinned: its embed keeps showing it.")
+    return redirect("space_embed", owner=owner, name=name)
 
 
 @require_POST
