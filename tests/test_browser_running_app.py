@@ -6,6 +6,7 @@ merging (see the fixture). Until then the fixture fails loudly, on purpose.
 
 import time
 
+import docker
 import pytest
 from playwright.sync_api import expect
 
@@ -60,6 +61,8 @@ def test_owner_sets_secret_and_variable_and_the_app_restarts(running_space, page
         time.sleep(1)
     restarted = Space.objects.get(pk=space.pk)
     assert restarted.container_id and restarted.container_id != container, "the app did not restart"
+    env = docker.from_env().containers.get(restarted.container_id).attrs["Config"]["Env"]
+    assert "GREETING=Ahoy" in env and "API_KEY=hunter2-secret" in env
     api = f"/api/spaces/{space.full_name}/runtime"
     page.goto(f"{running_space.url}/{space.full_name}")
     page.wait_for_function(
