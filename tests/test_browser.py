@@ -44,7 +44,7 @@ def test_visitor_finds_a_space_by_search_and_opens_it(gallery, page, browser):
     expect(page.locator(".card")).to_have_count(1)
     page.click(".card >> text=Hello")
     page.wait_for_url(re.compile(r"/alice/hello$"))
-    expect(page.locator("#starting")).to_contain_text("Building")  # no worker runs in this test
+    expect(page.locator("#starting")).to_contain_text("queued, waiting for a builder")  # no worker here
     expect(page.locator("#readme h1")).to_have_text("Hello")
     screenshot(page, "space-building-desktop")
 
