@@ -1,6 +1,9 @@
 """The pages, through Django's test client: gallery, space page, settings, accounts, embeds."""
 
+import shutil
+
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
@@ -10,6 +13,11 @@ from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Build, Space
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_repos_left():
+    shutil.rmtree(settings.REPOS_DIR, ignore_errors=True)  # bare repos outlive the rolled-back rows
 
 
 def make_space(owner: User, name: str, **fields) -> Space:
@@ -292,3 +300,18 @@ def test_signup_signin_profile_and_tokens():
         {"username": "grace", "password": "x-long-pass-42", "next": "/grace", "csrfmiddlewaretoken": token},
     )
     assert ok["Location"] == "/grace"
+
+
+def test_new_space_form(ada, ada_client):
+    token = csrf(ada_client, "/new")
+    bad = ada_client.post("/new", {"name": "../x", "csrfmiddlewaretoken": token})
+    assert "Use letters, digits" in bad.content.decode() and not Space.objects.exists()
+    made = ada_client.post("/new", {"name": "demo", "visibility": "private", "csrfmiddlewaretoken": token})
+    assert made["Location"] == "/ada/demo"
+    space = Space.objects.get(name="demo")
+    assert space.is_private and space.repo_path.exists()
+    page = ada_client.get("/ada/demo").content.decode()
+    assert "Nothing pushed yet" in page and f"git remote add space {space.git_url}" in page
+    again = ada_client.post("/new", {"name": "demo", "csrfmiddlewaretoken": token})
+    assert "already have a space named demo" in again.content.decode()
+    assert Client().get("/new")["Location"].startswith("/login")

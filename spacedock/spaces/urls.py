@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.gallery, name="index"),
     path(f"embed/{space}", views.embed, name="embed"),
     path(f"embed/{space}/<str:sha>", views.embed, name="pinned_embed"),
+    path("new", views.new_space, name="new_space"),
     path("<str:username>", profile, name="profile"),
     # The Hub's address of a space, which huggingface_hub hands out.
     path(f"spaces/{space}", RedirectView.as_view(pattern_name="space", permanent=False)),

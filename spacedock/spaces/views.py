@@ -4,6 +4,7 @@ import git
 import markdown
 import nh3
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +15,7 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.embed import app_url, embed_snippets, pinned_app_url, pinned_embed_page
 from spacedock.spaces.gallery import SORTS, filter_spaces
-from spacedock.spaces.models import LIVE_STAGES, Space
+from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
 
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 96
@@ -160,6 +161,26 @@ def pin(request, owner: str, name: str):
     build.pin()
     messages.success(request, f"Build {build.commit_sha[:7]} is pinned: its embed keeps showing it.")
     return redirect("space_embed", owner=owner, name=name)
+
+
+@login_required
+def new_space(request):
+    """An empty space to push to; a first push to a new name does the same."""
+    name = request.POST.get("name", "").strip()
+    visibility = request.POST.get("visibility", "public")
+    error = ""
+    if request.method == "POST":
+        if not valid_name(name):
+            error = "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
+        elif visibility not in ("public", "private"):
+            error = "Visibility is public or private."
+        elif Space.objects.filter(owner=request.user, name=name).exists():
+            error = f"You already have a space named {name}."
+        else:
+            space = Space.create(request.user, name, visibility=visibility, title=name)
+            messages.success(request, "Space created. Push your app to it to build it.")
+            return redirect("space", owner=request.user.username, name=space.name)
+    return render(request, "spaces/new.html", {"name": name, "visibility": visibility, "error": error})
 
 
 @require_POST
