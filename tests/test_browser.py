@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
+from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Build, Space
 from tests.browser import PHONE, screenshot, sign_in
 
@@ -102,6 +103,25 @@ def test_owner_signs_in_sets_a_secret_and_a_variable(gallery, page):
 
     page.click("#like")
     expect(page.locator("#likes")).to_have_text("1")
+
+    page.set_viewport_size(PHONE)
+    page.goto(f"{gallery.url}/alice/hello/settings")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(page, "settings-phone")
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.click("header >> text=Tokens")
+    page.fill("input[name=name]", "laptop")
+    page.select_option("select[name=scope]", "read")
+    page.click("text=Create token")
+    raw = page.locator("#token-value").inner_text().strip()
+    assert AccessToken.authenticate(raw).scope == "read"
+    screenshot(page, "tokens-desktop")
+    page.reload()
+    expect(page.locator("#new-token")).to_have_count(0)  # shown once
+    page.click("#tokens >> tr:has-text('laptop') >> text=Revoke")
+    expect(page.locator(".messages")).to_contain_text("laptop revoked")
+    assert AccessToken.authenticate(raw) is None
 
 
 def test_live_log_shows_build_lines_while_the_build_runs(gallery, page):
