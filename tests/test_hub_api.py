@@ -164,3 +164,13 @@ def test_fetch_space_logs(live, alice):
         "Step 2/3: copying the app\n",
     ]
     assert list(api.fetch_space_logs("alice/hello")) == ["Running on local URL:  http://0.0.0.0:7860\n"]
+
+
+def test_list_spaces_follows_pages(live, alice):
+    _, api = alice
+    owner = Space.objects.get(name="hello").owner
+    Space.objects.bulk_create(
+        [Space(owner=owner, name=f"many-{i}", subdomain=f"alice-many-{i}") for i in range(1004)]
+    )
+    listed = [s.id for s in api.list_spaces(author="alice", sort="createdAt")]
+    assert len(listed) == 1005 == len(set(listed))  # 1000 a page; the client follows the Link header
