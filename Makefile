@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export SPACEDOCK_PORT ?= 8080
 
-.PHONY: up test lint format docker base-image install install-dev migrate bench
+.PHONY: up test lint format docker base-image install install-dev migrate bench browser
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ migrate: install
 up: install base-image migrate
 	$(VENV)/bin/honcho start --procfile Procfile
 
-test: install-dev base-image
+test: install-dev base-image browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the browser tests (Playwright never downloads its own), and an
+# emoji font so screenshots show space cards as people see them.
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -193,9 +193,12 @@ def make_repo(tmp_path):
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker(server, tmp_path_factory):
-    """A Celery build worker on the test broker, as `make up` runs it."""
+    """A Celery build worker on the test broker, as `make up` runs it.
+
+    One per test module: elsewhere a pushed build stays queued, as the tests there expect.
+    """
     from spacedock.celery import app
 
     with app.connection_for_write() as conn:  # builds queued by earlier runs are not ours
@@ -266,3 +269,7 @@ def docker_client():
         for tag in image.tags:
             client.images.remove(tag, force=True)
     client.images.prune(filters={"dangling": True, **ours})
+
+
+# Headless Chromium for the browser tests.
+from tests.browser import browser, page  # noqa: E402, F401

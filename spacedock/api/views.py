@@ -2,15 +2,24 @@
 
 import json
 import time
+from datetime import UTC
 
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 
 from spacedock.accounts.auth import BadCredentials, token_from_request
-from spacedock.spaces.models import Build, Space
+from spacedock.gitserver import repo as gitrepo
+from spacedock.spaces.models import Build, Space, trending_points
 
 LOG_POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15
+
+
+def hub_time(moment) -> str | None:
+    """The Hub's timestamps, which huggingface_hub parses with '%Y-%m-%dT%H:%M:%S.%fZ'."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def api_error(status: int, message: str, code: str = "") -> JsonResponse:
@@ -20,6 +29,14 @@ def api_error(status: int, message: str, code: str = "") -> JsonResponse:
     if code:
         response["X-Error-Code"] = code
     return response
+
+
+class ApiError(Exception):
+    """An answer in the Hub's error shape, raised from anywhere in a view."""
+
+    def __init__(self, status: int, message: str, code: str = ""):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
 
 
 def api_user(request):
@@ -59,13 +76,18 @@ def build_json(build: Build | None) -> dict | None:
         "state": build.state,
         "image": build.image or None,
         "error": build.error or None,
-        "created": build.created.isoformat(),
-        "started": build.started.isoformat() if build.started else None,
-        "finished": build.finished.isoformat() if build.finished else None,
+        "created": hub_time(build.created),
+        "started": hub_time(build.started),
+        "finished": hub_time(build.finished),
     }
 
 
-def space_json(space: Space) -> dict:
+def trending_now(space: Space) -> int:
+    # The stored score grows with time; divided by today's factor it reads as recent events.
+    return round(space.trending_score / trending_points(1.0))
+
+
+def space_json(space: Space, with_build: bool = True) -> dict:
     card = {
         "title": space.title,
         "emoji": space.emoji,
@@ -89,18 +111,21 @@ def space_json(space: Space) -> dict:
         "id": space.full_name,
         "author": space.owner.username,
         "sha": space.head_sha or None,
-        "lastModified": space.updated.isoformat(),
-        "createdAt": space.created.isoformat(),
+        "lastModified": hub_time(space.updated),
+        "createdAt": hub_time(space.created),
         "private": space.is_private,
         "disabled": False,
         "likes": space.likes,
+        "trendingScore": trending_now(space),
         "sdk": space.sdk or None,
         "tags": space.tags,
+        "models": space.linked_models,
+        "datasets": space.linked_datasets,
         "cardData": card,
         "subdomain": space.subdomain,
         "host": space.url,
         "runtime": runtime_json(space),
-        "build": build_json(space.builds.first()),
+        "build": build_json(space.builds.first()) if with_build else None,
     }
 
 
@@ -108,10 +133,13 @@ def with_api_errors(view):
     def wrapper(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
-        except BadCredentials as exc:
-            return api_error(401, f"Invalid credentials: {exc}")
+        except BadCredentials:
+            # This exact message makes huggingface_hub say "bad token", not "repo not found".
+            return api_error(401, "Invalid credentials in Authorization header")
         except Http404:
             return api_error(404, "Repository not found", code="RepoNotFound")
+        except ApiError as exc:
+            return api_error(exc.status, exc.message, exc.code)
 
     wrapper.__name__ = view.__name__
     return wrapper
@@ -119,7 +147,10 @@ def with_api_errors(view):
 
 @with_api_errors
 def space_info(request, owner: str, name: str):
-    return JsonResponse(space_json(readable_space(request, owner, name)))
+    space = readable_space(request, owner, name)
+    info = space_json(space)
+    info["siblings"] = [{"rfilename": path} for path in gitrepo.list_files(space.repo_path, space.head_sha)]
+    return JsonResponse(info)
 
 
 @with_api_errors
@@ -135,7 +166,7 @@ def _sse(lines, follow) -> StreamingHttpResponse:
         while True:
             batch = list(lines(offset))
             for line in batch:
-                payload = {"data": line.text + "\n", "timestamp": line.time.isoformat()}
+                payload = {"data": line.text + "\n", "timestamp": hub_time(line.time)}
                 yield f"data: {json.dumps(payload)}\n\n"
                 offset = line.number + 1
             if batch:

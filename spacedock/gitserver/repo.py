@@ -71,3 +71,28 @@ def export(path: Path, sha: str, dest: Path) -> list[str]:
     if archive.wait() != 0:
         raise ValueError(f"git archive of {sha} failed")
     return skipped
+
+
+def list_files(path: Path, sha: str) -> list[str]:
+    """Every file path in a commit, sorted; empty for a repository with no commit yet."""
+    if not sha:
+        return []
+    try:
+        tree = git.Repo(path).commit(sha).tree
+    except (ValueError, git.BadName, git.NoSuchPathError):
+        return []
+    return sorted(item.path for item in tree.traverse() if item.type == "blob")
+
+
+def tree_entries(path: Path, sha: str, folder: str = "") -> list[tuple[str, str, int]] | None:
+    """(name, "tree" or "blob", size) of one folder in a commit; None when there is no such folder."""
+    try:
+        tree = git.Repo(path).commit(sha).tree
+        if folder:
+            tree = tree / folder
+    except (KeyError, ValueError, git.BadName, git.NoSuchPathError):
+        return None
+    if tree.type != "tree":
+        return None
+    entries = [(item.name, item.type, item.size if item.type == "blob" else 0) for item in tree]
+    return sorted(entries, key=lambda e: (e[1] != "tree", e[0].lower()))

@@ -1,5 +1,8 @@
 import hashlib
+import math
 import re
+import shutil
+import subprocess
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -43,6 +46,25 @@ def make_subdomain(owner: str, name: str) -> str:
         digest = hashlib.sha256(f"{owner}/{name}".encode()).hexdigest()
         candidate = f"{base}-{digest[:6]}"
     return candidate
+
+
+# Trending: each like or visit adds weight * 2**(age of the platform / half-life), so the
+# stored sum, read at any moment, ranks a recent event above an older one of the same
+# weight, and an event HALF_LIFE old counts half. No periodic job has to decay anything.
+# With a week's half-life the factor stays within a float until about 2045; before
+# then, move the epoch and divide every stored score by the same factor.
+TRENDING_EPOCH = 1767225600  # 2026-01-01
+TRENDING_HALF_LIFE = 7 * 86400
+LIKE_WEIGHT, VISIT_WEIGHT = 10.0, 1.0
+
+
+def trending_points(weight: float, at=None) -> float:
+    seconds = (at or timezone.now()).timestamp() - TRENDING_EPOCH
+    return weight * math.pow(2.0, seconds / TRENDING_HALF_LIFE)
+
+
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+RESERVED_ENV = ("SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE", "SPACE_HOST", "SYSTEM")
 
 
 class Space(models.Model):
@@ -94,10 +116,19 @@ class Space(models.Model):
     container_id = models.CharField(max_length=80, blank=True)
     port = models.IntegerField(null=True, blank=True)
     last_request_at = models.DateTimeField(null=True, blank=True)
+    # Likes and visits, each worth more the more recent it is (see bump_trending).
+    trending_score = models.FloatField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_space_per_owner")]
         ordering = ["-updated"]
+        # The gallery's sorts: each reads one index in order and stops after a page.
+        indexes = [
+            models.Index(fields=["-trending_score"], name="space_trending"),
+            models.Index(fields=["-likes"], name="space_likes"),
+            models.Index(fields=["-updated"], name="space_updated"),
+            models.Index(fields=["-created"], name="space_created"),
+        ]
 
     def __str__(self) -> str:
         return self.full_name
@@ -205,6 +236,93 @@ class Space(models.Model):
         )
         return env
 
+    def like(self, user: User) -> bool:
+        """True when this is a new like; liking twice counts once."""
+        with transaction.atomic():
+            _, created = Like.objects.get_or_create(user=user, space=self)
+            if created:
+                Space.objects.filter(pk=self.pk).update(
+                    likes=models.F("likes") + 1,
+                    trending_score=models.F("trending_score") + trending_points(LIKE_WEIGHT),
+                )
+        self.refresh_from_db(fields=["likes", "trending_score"])
+        return created
+
+    def unlike(self, user: User) -> bool:
+        with transaction.atomic():
+            deleted, _ = Like.objects.filter(user=user, space=self).delete()
+            if deleted:
+                Space.objects.filter(pk=self.pk).update(likes=models.F("likes") - 1)
+        self.refresh_from_db(fields=["likes"])
+        return bool(deleted)
+
+    def record_visit(self) -> None:
+        Space.objects.filter(pk=self.pk).update(
+            visits=models.F("visits") + 1,
+            trending_score=models.F("trending_score") + trending_points(VISIT_WEIGHT),
+        )
+
+    def set_variable(self, key: str, value: str, *, secret: bool = False, description: str = "") -> None:
+        """Adds or replaces a variable or secret; the container restarts with it, as on the Hub."""
+        key = key.strip()
+        if not ENV_KEY_RE.fullmatch(key):
+            raise ValueError(
+                f"{key!r} is not a valid variable name: use letters, digits and _, not starting with a digit"
+            )
+        if key in RESERVED_ENV:
+            raise ValueError(f"{key} is set by Spacedock itself and cannot be overridden")
+        Variable.objects.update_or_create(
+            space=self,
+            key=key,
+            defaults={
+                "value": value,
+                "is_secret": secret,
+                "description": description,
+                "updated": timezone.now(),
+            },
+        )
+        self.request_restart()
+
+    def delete_variable(self, key: str, *, secret: bool = False) -> bool:
+        deleted, _ = self.variables.filter(key=key, is_secret=secret).delete()
+        if deleted:
+            self.request_restart()
+        return bool(deleted)
+
+    def duplicate(
+        self, to_owner: User, name: str, *, private: bool | None = None, secrets: dict | None = None
+    ) -> "Space":
+        """A copy with the whole git history and the public variables; secrets only those given,
+        as the Hub does: a secret's value never travels to someone else's space."""
+        if not valid_name(name):
+            raise ValueError(f"{name!r} is not a valid space name")
+        visibility = self.visibility if private is None else ("private" if private else "public")
+        copy = Space.create(to_owner, name, visibility=visibility, sleep_time=self.sleep_time)
+        try:
+            if self.head_sha:
+                subprocess.run(
+                    ["git", "--git-dir", str(self.repo_path), "push", "--quiet", str(copy.repo_path),
+                     "refs/heads/*:refs/heads/*"],
+                    check=True, capture_output=True,
+                )  # fmt: skip
+            for var in self.variables.filter(is_secret=False):
+                Variable.objects.create(space=copy, key=var.key, value=var.value, description=var.description)
+            for key, value in (secrets or {}).items():
+                Variable.objects.create(space=copy, key=key, value=value, is_secret=True)
+        except BaseException:
+            copy.delete()
+            raise
+        if self.head_sha:
+            copy.record_push(self.head_sha, f"refs/heads/{DEFAULT_BRANCH}")
+        return copy
+
+    def delete(self, *args, **kwargs):
+        """Deletes the row and the bare repository; the runner stops the containers by itself."""
+        path = self.repo_path
+        result = super().delete(*args, **kwargs)
+        shutil.rmtree(path, ignore_errors=True)
+        return result
+
     def record_push(self, sha: str, ref: str) -> "Build":
         """A new head of the default branch: check its config and queue its build."""
         with transaction.atomic():
@@ -264,6 +382,8 @@ class Build(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)  # the worker is alive
+    # A paper embeds this build for good: its image is kept and served at pinned_host.
+    pinned = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created"]
@@ -328,6 +448,22 @@ class Build(models.Model):
                 space.set_stage("RUNNING", f"The build of {self.commit_sha[:7]} failed: {error}")
             else:
                 space.set_stage("BUILD_ERROR", error)
+
+    def pin(self) -> None:
+        """Keeps this build's image and serves it at its own address, whatever is pushed later."""
+        if self.state != "succeeded":
+            raise ValueError(f"only a succeeded build can be pinned; this one is {self.state}")
+        Build.objects.filter(pk=self.pk).update(pinned=True)
+        self.pinned = True
+
+    @property
+    def pinned_host(self) -> str:
+        # "--" never occurs in a space's subdomain (make_subdomain collapses dashes): no clash.
+        return f"pin--{self.pk}.{settings.SPACES_DOMAIN}"
+
+    @property
+    def pinned_url(self) -> str:
+        return f"{settings.SCHEME}://{self.pinned_host}{settings.PORT_SUFFIX}/"
 
     def is_cancelled(self) -> bool:
         return Build.objects.filter(pk=self.pk, state="cancelled").exists()

@@ -1,20 +1,210 @@
-from django.db.models import Q
+"""The gallery and a space's pages: app, files, logs, API and embed."""
+
+import git
+import markdown
+import nh3
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_POST
 
-from spacedock.spaces.models import Space
+from spacedock.gitserver import repo as gitrepo
+from spacedock.spaces import config as spaceconfig
+from spacedock.spaces.embed import app_url, embed_snippets, pinned_app_url, pinned_embed_page
+from spacedock.spaces.gallery import SORTS, filter_spaces
+from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
+
+PAGE_SIZE = 24
+MAX_PAGE_SIZE = 96
+BLOB_LIMIT = 512 * 1024
+ALLOW = "camera; microphone; clipboard-read; clipboard-write; fullscreen; display-capture; autoplay"
 
 
-def index(request):
-    spaces = Space.objects.select_related("owner").filter(visibility="public")
-    if request.user.is_authenticated:
-        spaces = Space.objects.select_related("owner").filter(Q(visibility="public") | Q(owner=request.user))
-    return render(request, "spaces/index.html", {"spaces": spaces[:60]})
+def gallery(request):
+    q = request.GET.get("q", "")
+    sort = request.GET.get("sort", "trending")
+    sdk = request.GET.get("sdk", "")
+    tag = request.GET.get("tag", "")
+    spaces = filter_spaces(request.user, search=q, tags=[tag] if tag else [], sdk=sdk)
+    spaces = spaces.order_by(SORTS.get(sort, SORTS["trending"]), "-pk")
+    try:
+        size = min(max(int(request.GET.get("size", PAGE_SIZE)), 1), MAX_PAGE_SIZE)
+    except ValueError:
+        size = PAGE_SIZE
+    page = Paginator(spaces, size).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "spaces/gallery.html",
+        {
+            "page": page,
+            "q": q,
+            "sort": sort,
+            "sdk": sdk,
+            "tag": tag,
+            "sorts": list(SORTS),
+            "sdks": spaceconfig.SDKS,
+            "query": query.urlencode(),
+        },
+    )
 
 
-def space_page(request, owner: str, name: str):
+def get_space(request, owner: str, name: str) -> Space:
     space = get_object_or_404(Space.objects.select_related("owner"), owner__username=owner, name=name)
     if not space.can_read(request.user):
         raise Http404
-    builds = space.builds.all()[:10]
-    return render(request, "spaces/space.html", {"space": space, "builds": builds})
+    return space
+
+
+def readme_html(space: Space) -> str:
+    """The README below its front matter, as HTML with nothing that can run."""
+    try:
+        raw = gitrepo.read_file(space.repo_path, space.head_sha, "README.md") if space.head_sha else None
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+        raw = None  # the page still shows the app when the repository went missing
+    if raw is None:
+        return ""
+    text = spaceconfig.FRONT_MATTER_RE.sub("", raw.decode("utf-8", "replace"), count=1)
+    html = markdown.markdown(text, extensions=["fenced_code", "tables", "sane_lists"])
+    return nh3.clean(html, link_rel="noopener noreferrer nofollow")
+
+
+def page_context(request, space: Space, tab: str) -> dict:
+    user = request.user
+    liked = user.is_authenticated and space.like_set.filter(user=user).exists()
+    return {"space": space, "tab": tab, "liked": liked, "can_write": space.can_write(user)}
+
+
+def space_page(request, owner: str, name: str):
+    space = get_space(request, owner, name)
+    space.record_visit()
+    context = page_context(request, space, "app")
+    context.update(
+        app_url=app_url(space, request.user),
+        allow=ALLOW,
+        readme=readme_html(space),
+        # Sleeping and stopped spaces are served too: the runner's wake page starts them.
+        show_app=space.stage in (*LIVE_STAGES, "SLEEPING", "STOPPED"),
+        latest_build=space.builds.first(),
+    )
+    return render(request, "spaces/space.html", context)
+
+
+def space_files(request, owner: str, name: str, path: str = ""):
+    space = get_space(request, owner, name)
+    path = path.strip("/")
+    context = page_context(request, space, "files")
+    context.update(path=path, crumbs=_crumbs(path))
+    if not space.head_sha:
+        context["entries"] = []
+        return render(request, "spaces/files.html", context)
+    entries = gitrepo.tree_entries(space.repo_path, space.head_sha, path)
+    if entries is not None:
+        context["entries"] = [
+            {"name": n, "kind": k, "size": s, "path": f"{path}/{n}".lstrip("/")} for n, k, s in entries
+        ]
+        return render(request, "spaces/files.html", context)
+    data = gitrepo.read_file(space.repo_path, space.head_sha, path)
+    if data is None:
+        raise Http404
+    context["size"] = len(data)
+    if b"\0" in data[:8000] or len(data) > BLOB_LIMIT:
+        context["binary"] = True
+    else:
+        context["text"] = data.decode("utf-8", "replace")
+    return render(request, "spaces/files.html", context)
+
+
+def _crumbs(path: str) -> list[tuple[str, str]]:
+    parts = [p for p in path.split("/") if p]
+    return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+def space_logs(request, owner: str, name: str):
+    space = get_space(request, owner, name)
+    context = page_context(request, space, "logs")
+    builds = list(space.builds.all()[:20])
+    selected = next(
+        (b for b in builds if str(b.pk) == request.GET.get("build")), builds[0] if builds else None
+    )
+    context.update(builds=builds, build=selected)
+    return render(request, "spaces/logs.html", context)
+
+
+def space_api(request, owner: str, name: str):
+    space = get_space(request, owner, name)
+    return render(request, "spaces/api.html", page_context(request, space, "api"))
+
+
+def space_embed_code(request, owner: str, name: str):
+    space = get_space(request, owner, name)
+    context = page_context(request, space, "embed")
+    context["snippets"] = embed_snippets(space)
+    context["deployed"] = space.deployed_build
+    context["pins"] = [
+        (build, pinned_embed_page(space, build))
+        for build in space.builds.filter(pinned=True).order_by("-created")
+    ]
+    return render(request, "spaces/embed_code.html", context)
+
+
+@require_POST
+def pin(request, owner: str, name: str):
+    space = get_space(request, owner, name)
+    if not space.can_write(request.user):
+        raise Http404
+    build = get_object_or_404(space.builds, pk=request.POST.get("build"), state="succeeded")
+    build.pin()
+    messages.success(request, f"Build {build.commit_sha[:7]} is pinned: its embed keeps showing it.")
+    return redirect("space_embed", owner=owner, name=name)
+
+
+@login_required
+def new_space(request):
+    """An empty space to push to; a first push to a new name does the same."""
+    name = request.POST.get("name", "").strip()
+    visibility = request.POST.get("visibility", "public")
+    error = ""
+    if request.method == "POST":
+        if not valid_name(name):
+            error = "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
+        elif visibility not in ("public", "private"):
+            error = "Visibility is public or private."
+        elif Space.objects.filter(owner=request.user, name=name).exists():
+            error = f"You already have a space named {name}."
+        else:
+            space = Space.create(request.user, name, visibility=visibility, title=name)
+            messages.success(request, "Space created. Push your app to it to build it.")
+            return redirect("space", owner=request.user.username, name=space.name)
+    return render(request, "spaces/new.html", {"name": name, "visibility": visibility, "error": error})
+
+
+@require_POST
+def like(request, owner: str, name: str):
+    if not request.user.is_authenticated:
+        return redirect(f"/login?next=/{owner}/{name}")
+    space = get_space(request, owner, name)
+    if not space.like(request.user):
+        space.unlike(request.user)
+    return redirect("space", owner=owner, name=name)
+
+
+@xframe_options_exempt
+def embed(request, owner: str, name: str, sha: str = ""):
+    """The page a paper's iframe loads: the app alone, unless the author disabled embedding."""
+    space = get_space(request, owner, name)
+    if space.disable_embedding:
+        return render(request, "spaces/embed.html", {"space": space, "disabled": True}, status=403)
+    build, url = None, app_url(space, request.user)
+    if sha:
+        build = space.builds.filter(commit_sha__startswith=sha, state="succeeded").first()
+        if build is None or len(sha) < 7:
+            raise Http404
+        url = pinned_app_url(space, build, request.user)
+    return render(
+        request, "spaces/embed.html", {"space": space, "app_url": url, "allow": ALLOW, "build": build}
+    )

@@ -1,0 +1,108 @@
+"""Sign up, sign in, profiles and access tokens."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.models import User
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from spacedock.accounts.models import AccessToken
+from spacedock.spaces.models import valid_name
+
+# First path segments that are pages, not people: /<username> is a profile.
+RESERVED = {"api", "spaces", "embed", "login", "logout", "signup", "settings", "static", "admin", "new"}
+
+
+class SignupForm(UserCreationForm):
+    def clean_username(self):
+        username = super().clean_username()
+        if username.lower() in RESERVED or not valid_name(username) or "." in username:
+            raise forms.ValidationError("Use letters, digits, '-' and '_' (and not a reserved word).")
+        return username
+
+
+def safe_next(request, default: str = "/") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or default
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+def signup(request):
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        messages.success(request, f"Welcome, {user.username}. Create a token to push your first space.")
+        return redirect("tokens")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+def signin(request):
+    form = AuthenticationForm(request, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.get_user())
+        return redirect(safe_next(request))
+    return render(request, "accounts/login.html", {"form": form, "next": safe_next(request)})
+
+
+@require_POST
+def signout(request):
+    logout(request)
+    return redirect("/")
+
+
+def profile(request, username: str):
+    owner = get_object_or_404(User, username=username, is_active=True)
+    spaces = owner.spaces.select_related("owner").order_by("-updated")
+    if request.user.pk != owner.pk:
+        spaces = spaces.filter(visibility="public")
+    liked = (
+        owner.like_set.select_related("space__owner")
+        .filter(Q(space__visibility="public") | Q(space__owner__pk=request.user.pk))
+        .order_by("-created")[:24]
+    )
+    return render(request, "accounts/profile.html", {"owner": owner, "spaces": spaces, "liked": liked})
+
+
+@login_required
+def tokens(request):
+    return render(
+        request,
+        "accounts/tokens.html",
+        {
+            "tokens": request.user.tokens.filter(revoked__isnull=True),
+            "raw": request.session.pop("new_token", None),
+        },
+    )
+
+
+@login_required
+@require_POST
+def create_token(request):
+    name = request.POST.get("name", "").strip()[:100]
+    scope = request.POST.get("scope", "write")
+    if not name or scope not in ("read", "write"):
+        messages.error(request, "Give the token a name and pick read or write.")
+        return redirect("tokens")
+    _, raw = AccessToken.issue(request.user, name, scope)
+    # Shown once, on the next page, then gone: the session keeps it for one read only.
+    request.session["new_token"] = {"name": name, "value": raw}
+    return redirect("tokens")
+
+
+@login_required
+@require_POST
+def revoke_token(request, pk: int):
+    token = request.user.tokens.filter(pk=pk, revoked__isnull=True).first()
+    if token is None:
+        raise Http404
+    token.revoke()
+    messages.success(request, f"Token {token.name} revoked: it no longer works for git or the API.")
+    return redirect("tokens")

@@ -1,0 +1,49 @@
+"""Where the space page and the embed view point their iframe.
+
+One place on purpose: the runner's `space_embed_url(space, user)` (a short-lived signed
+URL that lets a private space load in an iframe) replaces `app_url` here when merged.
+"""
+
+from django.conf import settings
+
+from spacedock.spaces.models import Build, Space
+
+
+def app_url(space: Space, user) -> str:
+    return space.url
+
+
+def embed_snippets(space: Space) -> dict[str, str]:
+    """The code a paper author copies: an iframe always, the web component for Gradio apps."""
+    src = space.url
+    iframe = (
+        f'<iframe src="{src}" frameborder="0" width="850" height="450" '
+        'allow="camera; microphone; clipboard-read; clipboard-write; fullscreen"></iframe>'
+    )
+    snippets = {"iframe": iframe}
+    if space.sdk == "gradio" and space.sdk_version:
+        version = space.sdk_version
+        snippets["web_component"] = (
+            f'<script type="module" src="https://gradio.s3-us-west-2.amazonaws.com/{version}/gradio.js">'
+            f'</script>\n<gradio-app src="{src}"></gradio-app>'
+        )
+    return snippets
+
+
+def pinned_embed_page(space: Space, build: Build) -> str:
+    """The page a paper embeds for one commit: it keeps pointing at that build's image."""
+    return f"{settings.SITE_URL}/embed/{space.full_name}/{build.commit_sha}"
+
+
+def pinned_app_url(space: Space, build: Build, user) -> str | None:
+    """Where a pinned embed's iframe points; None while nothing serves that build.
+
+    A pinned build runs at its own host (Build.pinned_host), which the runner serves
+    like any space, sleeping and waking. An unpinned build is only served while it is
+    the deployed one.
+    """
+    if build.pinned:
+        return build.pinned_url
+    if build.pk == space.deployed_build_id:
+        return app_url(space, user)
+    return None

@@ -1,0 +1,133 @@
+"""A space's settings, for its owner: variables, secrets, sleep time, visibility, lifecycle."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from spacedock.spaces.views import get_space, page_context
+
+SLEEP_CHOICES = [
+    (300, "5 minutes"),
+    (900, "15 minutes"),
+    (3600, "1 hour"),
+    (14400, "4 hours"),
+    (172800, "48 hours"),
+    (-1, "never"),
+]
+
+
+def owned(request, owner: str, name: str):
+    space = get_space(request, owner, name)
+    if not space.can_write(request.user):
+        raise Http404  # a visitor does not learn that the settings exist
+    return space
+
+
+def back(space):
+    return redirect("space_settings", owner=space.owner.username, name=space.name)
+
+
+@login_required
+def settings_page(request, owner: str, name: str):
+    space = owned(request, owner, name)
+    context = page_context(request, space, "settings")
+    variables = list(space.variables.order_by("key"))
+    context.update(
+        variables=[v for v in variables if not v.is_secret],
+        secrets=[v for v in variables if v.is_secret],
+        sleep_choices=SLEEP_CHOICES,
+    )
+    return render(request, "spaces/settings.html", context)
+
+
+@login_required
+@require_POST
+def set_variable(request, owner: str, name: str):
+    space = owned(request, owner, name)
+    secret = request.POST.get("secret") == "1"
+    key = request.POST.get("key", "")
+    try:
+        space.set_variable(
+            key, request.POST.get("value", ""), secret=secret, description=request.POST.get("description", "")
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        kind = "Secret" if secret else "Variable"
+        messages.success(request, f"{kind} {key.strip()} saved. The space restarts with it.")
+    return back(space)
+
+
+@login_required
+@require_POST
+def delete_variable(request, owner: str, name: str):
+    space = owned(request, owner, name)
+    key = request.POST.get("key", "")
+    if space.delete_variable(key, secret=request.POST.get("secret") == "1"):
+        messages.success(request, f"{key} deleted. The space restarts without it.")
+    return back(space)
+
+
+@login_required
+@require_POST
+def set_sleep_time(request, owner: str, name: str):
+    space = owned(request, owner, name)
+    try:
+        seconds = int(request.POST.get("sleep_time", ""))
+    except ValueError:
+        seconds = None
+    if seconds not in dict(SLEEP_CHOICES):
+        messages.error(request, "Pick one of the offered sleep times.")
+        return back(space)
+    space.sleep_time = seconds
+    space.save(update_fields=["sleep_time"])
+    messages.success(request, f"Sleep time set to {dict(SLEEP_CHOICES)[seconds]}.")
+    return back(space)
+
+
+@login_required
+@require_POST
+def set_visibility(request, owner: str, name: str):
+    space = owned(request, owner, name)
+    visibility = request.POST.get("visibility")
+    if visibility not in ("public", "private"):
+        messages.error(request, "Visibility is public or private.")
+        return back(space)
+    space.visibility = visibility
+    space.save(update_fields=["visibility"])
+    messages.success(request, f"The space is now {visibility}.")
+    return back(space)
+
+
+@login_required
+@require_POST
+def lifecycle(request, owner: str, name: str, action: str):
+    space = owned(request, owner, name)
+    if action == "restart":
+        space.request_restart()
+        messages.success(request, "Restarting: a fresh container replaces the running one.")
+    elif action == "rebuild":
+        if space.factory_rebuild() is None:
+            messages.error(request, "Nothing to rebuild yet: push a commit first.")
+        else:
+            messages.success(request, "Factory rebuild queued: the head is built again without cache.")
+    elif action == "pause":
+        space.pause()
+        messages.success(request, "Paused. Restart it to run it again.")
+    else:
+        raise Http404
+    return back(space)
+
+
+@login_required
+@require_POST
+def delete_space(request, owner: str, name: str):
+    space = owned(request, owner, name)
+    if request.POST.get("confirm", "").strip() != space.full_name:
+        messages.error(request, f"To delete, type {space.full_name} exactly.")
+        return back(space)
+    space.delete()
+    messages.success(request, f"{owner}/{name} is deleted, with its repository and logs.")
+    return redirect("profile", username=request.user.username)
