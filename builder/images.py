@@ -175,6 +175,8 @@ def prune_images(space: Space) -> list[str]:
     )
     if space.deployed_build_id:
         keep.add(space.deployed_build.image)
+    # A paper's pinned embed serves its build for good.
+    keep.update(space.builds.filter(pinned=True).exclude(image="").values_list("image", flat=True))
     removed = []
     for tag in docker_build.space_images(space.pk):
         if tag not in keep and docker_build.remove_image(tag):

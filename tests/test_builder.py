@@ -113,6 +113,9 @@ def test_gradio_space_builds_in_layers_and_its_image_answers(
     someone_else.tag("someone/else", "keep")
     try:
         settings.IMAGES_KEPT = 1
+        Build.objects.filter(pk=build.pk).update(pinned=True)  # a paper embeds it for good
+        assert prune_images(Space.objects.get(name="hello")) == []
+        Build.objects.filter(pk=build.pk).update(pinned=False)
         removed = prune_images(Space.objects.get(name="hello"))
         assert removed == [build.image]
         docker_client.images.get(rebuilt.image)
