@@ -133,11 +133,9 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     hand = by_hand_runs(args.runs)
     cold, code_only = spacedock_runs(args.runs)
-    for tag in subprocess.run(
-        [DOCKER, "images", "--filter", "label=spacedock.instance=sdbench", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True, text=True,
-    ).stdout.split():  # fmt: skip
-        subprocess.run([DOCKER, "rmi", "-f", tag], capture_output=True)
+    listing = [DOCKER, "images", "--filter", "label=spacedock.instance=sdbench", "--format", "{{.ID}}"]
+    for image in set(subprocess.run(listing, capture_output=True, text=True).stdout.split()):
+        subprocess.run([DOCKER, "rmi", "-f", image], capture_output=True)
     result = {
         "benchmark": "build",
         "runs": args.runs,
