@@ -12,3 +12,5 @@ urlpatterns = [
     ),
     path("<str:owner>/<str:name>", spaces.space_page, name="space"),
 ]
+
+urlpatterns.insert(0, path("", include("runner.urls")))
