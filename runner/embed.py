@@ -2,7 +2,8 @@
 
 The platform's session cookie never goes to the spaces domain, so the space page hands its iframe
 a short-lived signed token in the URL (`space_embed_url`). The first request with it gets a cookie
-for that subdomain alone; scripts send an access token as `Authorization: Bearer` instead.
+for that subdomain alone; scripts send an access token as `Authorization: Bearer` (or gradio_client's
+`X-HF-Authorization`) instead; Caddy strips both before the request reaches the space.
 """
 
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import signing
 
+from spacedock.accounts.models import AccessToken
 from spacedock.accounts.auth import BadCredentials, token_from_request
 from spacedock.spaces.models import Space
 
@@ -59,6 +61,10 @@ def decide(request, space: Space, uri: str) -> tuple[str, str]:
         token = token_from_request(request)
     except BadCredentials:
         token = None
+    # gradio_client 2 sends its token as X-HF-Authorization.
+    kind, _, raw = request.META.get("HTTP_X_HF_AUTHORIZATION", "").partition(" ")
+    if token is None and kind.lower() == "bearer" and raw.strip():
+        token = AccessToken.authenticate(raw.strip())
     if token is not None and space.can_read(token.user):
         return "allow", ""
     return "deny", "This space is private. Open it from its page on the platform while signed in."

@@ -159,6 +159,8 @@ class Runner:
             return
 
         serving = current is not None and current.status == "running"
+        if current is not None and current.status == "restarting":
+            return  # Docker restarts a crashed app with backoff; the retries it has left are its own
         if current is not None and not serving:
             if self.crashed_for_good(current):
                 self.fail(space, runtime, target, current, "The app crashed again and again after starting.")

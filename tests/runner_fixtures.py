@@ -227,7 +227,7 @@ def wait_for(condition, seconds: float = 60, every: float = 0.25, what: str = "c
         if value := condition():
             return value
         time.sleep(every)
-    raise AssertionError(f"{what} not reached within {seconds} s")
+    raise AssertionError(f"{what() if callable(what) else what} not reached within {seconds} s")
 
 
 def docker_ids(space_id: int) -> list[str]:

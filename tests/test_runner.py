@@ -187,7 +187,14 @@ def test_failures_end_in_runtime_error_with_log_tail(runner, proxy, images, serv
         # It answered, so it ran; then Docker restarts it with backoff until the retries are spent.
         space.refresh_from_db()
         assert space.stage == "RUNNING"
-        wait_for(lambda: runner.converge(1) or Space.objects.get(pk=space.pk).stage == "RUNTIME_ERROR", 60)
+        wait_for(
+            lambda: runner.converge(1) or Space.objects.get(pk=space.pk).stage == "RUNTIME_ERROR",
+            60,
+            what=lambda: (
+                Space.objects.get(pk=space.pk).stage,
+                [inspect(c)["State"] | {"rc": inspect(c)["RestartCount"]} for c in docker_ids(space.pk)],
+            ),
+        )
     space.refresh_from_db()
     assert space.stage == "RUNTIME_ERROR"
     assert clue in space.stage_message
@@ -208,7 +215,7 @@ def test_private_space_sleeps_and_wakes(runner, proxy, images, server, resolve_l
     # Without a token: refused. With the owner's access token: served (and the token is not passed on).
     assert proxy.get(space.host, "/config").status_code == 403
     _, token = AccessToken.issue(space.owner, "test")
-    client = Client(proxy.url(space), hf_token=token, verbose=False)
+    client = Client(proxy.url(space), token=token, verbose=False)
     assert client.predict("Cleo", api_name="/predict") == "Hello, Cleo!"
     # The space page's iframe URL: the signed token becomes a cookie for this subdomain only.
     browser = requests.Session()
@@ -266,7 +273,9 @@ def test_private_space_sleeps_and_wakes(runner, proxy, images, server, resolve_l
     assert client.predict("again", api_name="/predict") == "Hello, again!"
 
 
-def test_runner_process_converges_after_kill_and_caddy_restart(proxy, live, images, tmp_path):
+def test_runner_process_converges_after_kill_and_caddy_restart(
+    proxy, live, images, tmp_path, resolve_localhost
+):
     from runner.caddy import Admin
     from tests.runner_fixtures import ROOT, process_env, runner_env, start_caddy  # noqa: F401
 
@@ -303,7 +312,7 @@ def test_runner_process_converges_after_kill_and_caddy_restart(proxy, live, imag
         )
         space.refresh_from_db()
         wait_for(lambda: docker_ids(space.pk) == [space.container_id[:12]], 30, what="one container")
-        assert "Howdy" in proxy.get(space.host, "/config").text
+        assert Client(proxy.url(space), verbose=False).predict("Eve", api_name="/predict") == "Howdy, Eve!"
 
         # Caddy restarts empty: the runner loads its config again.
         proxy.proc.kill()
