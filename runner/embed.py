@@ -12,8 +12,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import signing
 
-from spacedock.accounts.models import AccessToken
 from spacedock.accounts.auth import BadCredentials, token_from_request
+from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Space
 
 QUERY_KEY = "__sign"
@@ -84,7 +84,7 @@ def set_cookie(response, request, space: Space) -> None:
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         secure=secure,
-        # Embedded on another site (the platform's domain) the cookie must be SameSite=None, which needs https.
+        # Inside an iframe on another site the cookie must be SameSite=None, which needs https.
         samesite="None" if secure else "Lax",
     )
 

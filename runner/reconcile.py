@@ -86,13 +86,13 @@ class Runner:
             self.firewall_checked = time.monotonic()
         self.count_requests()
         self.sync_proxy()
+        self.remove_orphans()
         for space_id in self.candidates():
             if space_id in self.busy and not self.busy[space_id].done():
                 Runtime.claim(space_id, self.runner_id)  # renew the lease while a deploy waits
                 continue
             if Runtime.claim(space_id, self.runner_id):
                 self.busy[space_id] = self.pool.submit(self._guarded, space_id)
-        self.remove_orphans()
         if wait:
             for future in list(self.busy.values()):
                 future.result()
@@ -103,14 +103,10 @@ class Runner:
             self.tick(wait=True)
 
     def candidates(self) -> list[int]:
-        ids = set(
-            Space.objects.filter(Q(deployed_build__isnull=False) | ~Q(container_id="")).values_list(
-                "pk", flat=True
-            )
-        )
-        for container in docker_runtime.containers():
-            ids.add(int(container.labels[docker_runtime.LABEL_SPACE]))
-        return sorted(ids)
+        """Spaces that should run or have something running."""
+        with_containers = {int(c.labels[docker_runtime.LABEL_SPACE]) for c in docker_runtime.containers()}
+        wanted = Q(deployed_build__isnull=False) | ~Q(container_id="") | Q(pk__in=with_containers)
+        return sorted(Space.objects.filter(wanted).values_list("pk", flat=True))
 
     def _guarded(self, space_id: int) -> None:
         try:

@@ -240,3 +240,7 @@ def _wait_for_log(log: Path, text: str, proc: subprocess.Popen, seconds: float =
             return
         time.sleep(0.2)
     raise RuntimeError(f"{text!r} did not appear in {log} within {seconds} s")
+
+
+# The runner's fixtures (images, a real Caddy, the in-process runner); at the end, as they use the above.
+from tests.runner_fixtures import images, proxy, resolve_localhost, runner  # noqa: E402, F401

@@ -30,7 +30,7 @@ GRADIO_DOCKERFILE = """\
 FROM {base}
 RUN python3 -m venv /opt/venv
 RUN --mount=type=secret,id=ca,target=/run/host-ca.crt \\
-    PIP_CERT=/run/host-ca.crt PIP_DEFAULT_TIMEOUT=180 /opt/venv/bin/pip install --no-cache-dir gradio=={gradio}
+    PIP_CERT=/run/host-ca.crt /opt/venv/bin/pip install --no-cache-dir gradio=={gradio}
 RUN useradd -m -u 1000 user
 ENV PATH=/opt/venv/bin:$PATH GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 GRADIO_ANALYTICS_ENABLED=False
 WORKDIR /home/user/app
@@ -79,6 +79,7 @@ def docker_build(tag: str, dockerfile: str, files: dict[str, str], workdir: Path
 
 @dataclass
 class Images:
+    sdk: str
     hello: str
     hello2: str
     crashes: str
@@ -88,7 +89,10 @@ class Images:
 
 @pytest.fixture(scope="session")
 def images(tmp_path_factory) -> Images:
-    work = tmp_path_factory.mktemp("images")
+    return build_images(tmp_path_factory.mktemp("images"))
+
+
+def build_images(work: Path) -> Images:
     prefix = f"{settings.INSTANCE}-runner-test"
     sdk = docker_build(
         f"{prefix}/gradio:{settings.DEFAULT_GRADIO_VERSION}",
@@ -108,6 +112,7 @@ def images(tmp_path_factory) -> Images:
         work / "plain",
     )
     return Images(
+        sdk=sdk,
         hello=app("hello:v1", GREETER.format(greeting="Hello")),
         hello2=app("hello:v2", GREETER.format(greeting="Howdy")),
         crashes=app("crashes:1", CRASHES, plain, "python3"),

@@ -13,17 +13,7 @@ from gradio_client import Client
 from runner.embed import space_embed_url
 from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Space
-from tests.runner_fixtures import (  # noqa: F401 (fixtures)
-    DOCKER,
-    deployed,
-    docker_ids,
-    images,
-    proxy,
-    publish,
-    resolve_localhost,
-    runner,
-    wait_for,
-)
+from tests.runner_fixtures import DOCKER, deployed, docker_ids, publish, wait_for
 
 
 def inspect(container_id: str) -> dict:
