@@ -334,3 +334,23 @@ def test_runner_process_converges_after_kill_and_caddy_restart(
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_two_runners_never_hold_one_space(transactional_db):
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from runner.models import Runtime
+
+    space = Space.create(User.objects.create(username="fay"), "shared")
+    assert Runtime.claim(space.pk, "host:1")
+    assert not Runtime.claim(space.pk, "host:2")
+    assert Runtime.claim(space.pk, "host:1")  # renewing its own lease
+    # A runner that died stops renewing; once its lease runs out another takes over.
+    Runtime.objects.filter(pk=space.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    assert Runtime.claim(space.pk, "host:2")
+    assert not Runtime.claim(space.pk, "host:1")
+    Runtime.release_all("host:2")
+    assert Runtime.claim(space.pk, "host:1")
