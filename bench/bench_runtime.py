@@ -41,6 +41,9 @@ from django.core.management import call_command  # noqa: E402
 from tests import conftest  # noqa: E402
 from tests import runner_fixtures as rf  # noqa: E402
 
+# The title is in Gradio's /config, so the new version is visible to a plain GET.
+TITLED = rf.GREETER.replace('"text", "text")', '"text", "text", title="{greeting}")')
+
 
 def database_for_bench() -> None:
     db = settings.DATABASES["default"]
@@ -123,7 +126,7 @@ def main() -> None:
             tag = rf.docker_build(
                 f"{settings.INSTANCE}-runner-test/hello:bench{i}",
                 rf.APP_DOCKERFILE.format(sdk=images.sdk, python="python"),
-                {"app.py": rf.GREETER.format(greeting=greeting)},
+                {"app.py": TITLED.format(greeting=greeting)},
                 work / f"round{i}",
             )  # fmt: skip
             built = time.monotonic() - began
@@ -135,7 +138,7 @@ def main() -> None:
         space.refresh_from_db()
         direct = f"http://127.0.0.1:{space.port}/config"
         via, raw = [], []
-        for _ in range(3):
+        for _ in range(opts.rounds):  # alternating, so the machine's other load hits both alike
             raw.append(load(direct, None, opts.seconds))
             via.append(load(proxy + "/config", host, opts.seconds))
         print(
@@ -163,13 +166,15 @@ def main() -> None:
             subprocess.run([rf.DOCKER, "rm", "-f", cid], capture_output=True)
             print(f"  wake round {i}: {wake[-1]:.2f} s, bare docker run {bare[-1]:.2f} s", flush=True)
 
-        ratio = statistics.median(via) / statistics.median(raw)
+        ratio = statistics.median(v / r for v, r in zip(via, raw, strict=True))
         wake_ratio = statistics.median(wake) / statistics.median(bare)
         print()
         median_live = statistics.median(live)
         print(f"push-to-live (code-only change), median of {len(live)}: {median_live:.2f} s  (target < 8 s)")
         rates = f"{statistics.median(via):.0f} / {statistics.median(raw):.0f}"
-        print(f"requests/s through Caddy / direct: {rates} = {ratio:.2f}  (target >= 0.9)")
+        print(
+            f"requests/s through Caddy / direct: {rates}, median ratio of pairs {ratio:.2f}  (target >= 0.9)"
+        )
         print(f"wake from sleep, median: {statistics.median(wake):.2f} s vs bare docker run "
               f"{statistics.median(bare):.2f} s = {wake_ratio:.2f}x  (target <= 1.3x)")  # fmt: skip
     finally:

@@ -56,10 +56,8 @@ def answers_http(port: int) -> bool:
 
 def _started_at(container) -> datetime | None:
     raw = docker_runtime.state(container).get("StartedAt", "")
-    try:
-        return datetime.fromisoformat(raw[:26].rstrip("Z") if "." in raw else raw.rstrip("Z")).replace(
-            tzinfo=UTC
-        )
+    try:  # Docker gives nanoseconds, which fromisoformat cannot read; seconds are enough here
+        return datetime.fromisoformat(raw[:19]).replace(tzinfo=UTC)
     except ValueError:
         return None
 
