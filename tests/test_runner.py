@@ -62,6 +62,14 @@ def test_deploy_predict_isolate_redeploy_rollback(runner, proxy, images, server,
     assert client.predict("Ada", api_name="/predict") == "Hello, Ada!"
     assert server.api(f"spaces/{space.full_name}/runtime").json()["stage"] == "RUNNING"
     assert "Running on local URL" in run_log(server, space, "Running on local URL")
+    # Uploads have no small cap on the way through Caddy.
+    upload = requests.post(
+        f"http://127.0.0.1:{proxy.port}/gradio_api/upload",
+        headers={"Host": space.host},
+        files={"files": ("big.bin", b"\0" * (30 * 2**20))},
+        timeout=60,
+    )
+    assert upload.status_code == 200 and upload.json()[0].endswith("big.bin"), upload.text[:300]
 
     # Hardened: unprivileged, no capabilities, limits, loopback only, no Docker socket.
     info = inspect(space.container_id)
@@ -334,6 +342,9 @@ def test_runner_process_converges_after_kill_and_caddy_restart(
     finally:
         proc.terminate()
         proc.wait(30)
+        # A failure above may leave a container; the next runner would remove it as an orphan anyway.
+        for container_id in docker_ids(space.pk):
+            subprocess.run([DOCKER, "rm", "-f", container_id], capture_output=True)
 
 
 def test_two_runners_never_hold_one_space(transactional_db):
