@@ -42,7 +42,7 @@ from tests import conftest  # noqa: E402
 from tests import runner_fixtures as rf  # noqa: E402
 
 # The title is in Gradio's /config, so the new version is visible to a plain GET.
-TITLED = rf.GREETER.replace('"text", "text")', '"text", "text", title="{greeting}")')
+TITLED = rf.GREETER.replace("gr.Blocks()", 'gr.Blocks(title="{greeting}")')
 
 
 def database_for_bench() -> None:

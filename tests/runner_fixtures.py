@@ -43,14 +43,26 @@ COPY --chown=1000:1000 app.py .
 CMD ["{python}", "app.py"]
 """
 
-GREETER = """import gradio as gr
+GREETER = """import time
+
+import gradio as gr
 
 
 def predict(name):
     return "{greeting}, " + name + "!"
 
 
-gr.Interface(predict, "text", "text").launch()
+def count(n):
+    for i in range(int(n)):
+        time.sleep(0.3)
+        yield str(i)
+
+
+with gr.Blocks() as demo:
+    box, out = gr.Textbox(), gr.Textbox()
+    gr.Button("Greet").click(predict, box, out, api_name="predict")
+    gr.Button("Count").click(count, box, out, api_name="count")
+demo.launch()
 """
 
 # Not Gradio: starts at once, which keeps the failure tests short.

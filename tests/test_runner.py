@@ -9,6 +9,7 @@ import pytest
 import requests
 from django.conf import settings
 from gradio_client import Client
+from urllib3.util import Retry
 
 from runner.embed import space_embed_url
 from spacedock.accounts.models import AccessToken
@@ -62,6 +63,12 @@ def test_deploy_predict_isolate_redeploy_rollback(runner, proxy, images, server,
     assert client.predict("Ada", api_name="/predict") == "Hello, Ada!"
     assert server.api(f"spaces/{space.full_name}/runtime").json()["stage"] == "RUNNING"
     assert "Running on local URL" in run_log(server, space, "Running on local URL")
+    # A generator's outputs stream through Caddy as they are made, not all at the end.
+    arrivals = []
+    for output in client.submit("4", api_name="/count"):
+        arrivals.append((output, time.monotonic()))
+    assert [o for o, _ in arrivals] == ["0", "1", "2", "3"]
+    assert arrivals[-1][1] - arrivals[0][1] > 0.5, arrivals
     # Uploads have no small cap on the way through Caddy.
     upload = requests.post(
         f"http://127.0.0.1:{proxy.port}/gradio_api/upload",
@@ -117,6 +124,11 @@ def test_deploy_predict_isolate_redeploy_rollback(runner, proxy, images, server,
 
     def stream():
         session = requests.Session()
+        # Like a browser (RFC 9112 9.3.1): a GET sent on a kept-alive connection that the server closed
+        # as idle (Caddy does so to its old server's idle connections on a config load) is sent again.
+        # Only failures before any response are retried: a 502 or a cut response still counts as lost.
+        retry = Retry(total=2, connect=0, read=2, status=0, other=0, allowed_methods=["GET"])
+        session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
         while not stop.is_set():
             try:
                 response = session.get(
