@@ -377,3 +377,63 @@ def test_two_runners_never_hold_one_space(transactional_db):
     assert not Runtime.claim(space.pk, "host:1")
     Runtime.release_all("host:2")
     assert Runtime.claim(space.pk, "host:1")
+
+
+def chromium_path() -> str:
+    """Debian's Chromium, installed when missing (never a browser that a tool downloads)."""
+    import shutil
+
+    if not shutil.which("chromium"):
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True)
+    return shutil.which("chromium")
+
+
+def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, proxy, images):
+    from playwright.sync_api import expect, sync_playwright
+
+    space = deployed("gus", "napper", images.hello, visibility="private")
+    runner.converge()
+    Space.objects.filter(pk=space.pk).update(sleep_time=0)
+    runner.converge()
+    space.refresh_from_db()
+    assert space.stage == "SLEEPING" and docker_ids(space.pk) == []
+
+    stop = threading.Event()
+
+    def run():  # the runner's loop, as `./manage.py runner` runs it
+        from django.db import connection
+
+        try:
+            while not stop.is_set():
+                runner.tick(wait=True)
+                time.sleep(0.3)
+        finally:
+            connection.close()
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    try:
+        Space.objects.filter(pk=space.pk).update(sleep_time=3600)
+        url = space_embed_url(space, space.owner).replace(f":{settings.PORT}/", f":{proxy.port}/")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=chromium_path(),
+                args=["--no-sandbox", "--headless", "--disable-background-networking"],
+            )
+            page = browser.new_page()
+            page.goto(url)
+            assert "waking up" in page.inner_text("body")
+            # No reload by hand: the page moves on to the app once it answers.
+            page.get_by_role("button", name="Greet").wait_for(timeout=60_000)
+            assert "__sign" not in page.url
+            page.get_by_role("textbox").first.fill("Gus")
+            page.get_by_role("button", name="Greet").click()
+            expect(page.get_by_role("textbox").nth(1)).to_have_value("Hello, Gus!", timeout=20_000)
+            # Another browser, without the link, is refused.
+            other = browser.new_page()
+            other.goto(f"http://{space.host}:{proxy.port}/")
+            assert "This space is private" in other.inner_text("body")
+            browser.close()
+    finally:
+        stop.set()
+        loop.join()
