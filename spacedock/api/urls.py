@@ -17,3 +17,12 @@ urlpatterns = [
     path("repos/delete", views_hub.delete_repo),
     path("whoami-v2", views_hub.whoami),
 ]
+
+from spacedock.api import runtime_views  # noqa: E402
+
+urlpatterns += [
+    path("spaces/<str:owner>/<str:name>/restart", runtime_views.restart),
+    path("spaces/<str:owner>/<str:name>/pause", runtime_views.pause),
+    path("spaces/<str:owner>/<str:name>/sleeptime", runtime_views.sleeptime),
+    path("spaces/<str:owner>/<str:name>/rollback", runtime_views.rollback),
+]

@@ -6,7 +6,7 @@ import subprocess
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from spacedock.gitserver import repo as gitrepo
@@ -222,6 +222,15 @@ class Space(models.Model):
 
     def log_run(self, text: str) -> None:
         RunLogLine.append(self, text)
+
+    def rollback(self, build: "Build") -> None:
+        """Runs an earlier succeeded build's image again, with the same health-checked swap."""
+        if build.space_id != self.pk or build.state != "succeeded" or not build.image:
+            raise ValueError(f"build {build.pk} is not a succeeded build of {self.full_name}")
+        Space.objects.filter(pk=self.pk).update(
+            deployed_build=build, generation=models.F("generation") + 1, paused=False
+        )
+        self.refresh_from_db(fields=["deployed_build", "generation", "paused"])
 
     def env(self) -> dict[str, str]:
         """The variables and secrets a container of this space gets, with the Hub's own."""
@@ -499,6 +508,18 @@ class RunLogLine(LogLine):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["space", "number"], name="unique_run_log_line")]
+
+    @classmethod
+    def append(cls, space: Space, text: str) -> None:
+        # One runner owns a space at a time (its claim), but its log followers are threads: retry a clash.
+        for _ in range(5):
+            last = cls.objects.filter(space=space).aggregate(n=models.Max("number"))["n"]
+            try:
+                with transaction.atomic():
+                    cls.objects.create(space=space, number=0 if last is None else last + 1, text=text)
+                return
+            except IntegrityError:
+                continue
 
 
 class Variable(models.Model):

@@ -1,0 +1,190 @@
+"""Runtime benchmark: push-to-live for a code-only change, Caddy's overhead, wake from sleep.
+
+    SPACEDOCK_INSTANCE=bench .venv/bin/python bench/bench_runtime.py [--rounds 5] [--seconds 10]
+
+Starts its own gunicorn, Caddy and `./manage.py runner` (the real processes) on free ports, with a
+database of its own (SQLite in a temporary folder unless DATABASE_URL is set), and reports medians:
+
+- push-to-live: a code-only change of the hello-world Gradio app is built the way the builder
+  builds (BuildKit, dependency layers cached, only the app layer new), handed over with
+  Build.succeed(image), and timed until the new text answers through Caddy at the subdomain.
+  Until the builder lands this stands in for `git push`; target < 8 s.
+- requests per second through Caddy against the same container directly (target ratio >= 0.9).
+- wake from sleep: first request to a sleeping space until the app answers through Caddy,
+  against `docker run` of the same image until it first answers (target within 1.3x).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SPACEDOCK_INSTANCE", "bench")
+os.environ.setdefault("SPACEDOCK_DATA_DIR", tempfile.mkdtemp(prefix="spacedock-bench-"))
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+import requests  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from tests import conftest  # noqa: E402
+from tests import runner_fixtures as rf  # noqa: E402
+
+# The title is in Gradio's /config, so the new version is visible to a plain GET.
+TITLED = rf.GREETER.replace("gr.Blocks()", 'gr.Blocks(title="{greeting}")')
+
+
+def database_for_bench() -> None:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db["NAME"] = str(settings.DATA_DIR / "bench.sqlite3")
+    call_command("migrate", verbosity=0)
+
+
+def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+
+def load(url: str, host: str | None, seconds: float, threads: int = 8) -> float:
+    """Requests per second from `threads` keep-alive clients."""
+    done = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def worker(i: int) -> None:
+        session = requests.Session()
+        headers = {"Host": host} if host else {}
+        while time.monotonic() < stop:
+            if session.get(url, headers=headers, timeout=30).status_code == 200:
+                done[i] += 1
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    began = time.monotonic()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return sum(done) / (time.monotonic() - began)
+
+
+def answers(url: str, host: str | None = None, text: str | None = None) -> bool:
+    try:
+        r = requests.get(url, headers={"Host": host} if host else {}, timeout=5)
+    except requests.RequestException:
+        return False
+    return r.status_code == 200 and "X-Spacedock-Wake" not in r.headers and (text is None or text in r.text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10)
+    opts = parser.parse_args()
+    database_for_bench()
+    work = Path(tempfile.mkdtemp(prefix="bench-work-"))
+    web_port, proxy_port = conftest.free_port(), conftest.free_port()
+    admin = f"127.0.0.1:{conftest.free_port()}"
+    settings.WEB_PORT, settings.CADDY_ADMIN = web_port, admin
+    env = conftest.process_env(
+        SPACEDOCK_WEB_PORT=str(web_port),
+        SPACEDOCK_LISTEN=f"127.0.0.1:{proxy_port}",
+        SPACEDOCK_CADDY_ADMIN=admin,
+        SPACEDOCK_CADDY_ACCESS_LOG=str(work / "access.log"),
+        SPACEDOCK_RUNNER_INTERVAL="1",
+        SPACEDOCK_DRAIN_TIMEOUT="5",
+    )
+    print("building the hello-world image (gradio layer cached after the first run)...", flush=True)
+
+    images = rf.build_images(work / "images")
+    procs = [
+        start([sys.executable, "-m", "gunicorn", "spacedock.wsgi", "--bind", f"127.0.0.1:{web_port}",
+               "--worker-class", "gthread", "--threads", "16"], env, work / "web.log"),
+        rf.start_caddy(admin, work / "caddy.log"),
+        start([sys.executable, "manage.py", "runner"], env, work / "runner.log"),
+    ]  # fmt: skip
+    proxy = f"http://127.0.0.1:{proxy_port}"
+    space = None
+    try:
+        space = rf.deployed("bench", "hello", images.hello, sleep_time=-1)
+        host = f"{space.host}:{proxy_port}"
+        rf.wait_for(lambda: answers(proxy + "/config", host), 120, what="first deploy")
+
+        live = []
+        for i in range(opts.rounds):
+            greeting = f"Round{i}"
+            began = time.monotonic()
+            tag = rf.docker_build(
+                f"{settings.INSTANCE}-runner-test/hello:bench{i}",
+                rf.APP_DOCKERFILE.format(sdk=images.sdk, python="python"),
+                {"app.py": TITLED.format(greeting=greeting)},
+                work / f"round{i}",
+            )  # fmt: skip
+            built = time.monotonic() - began
+            rf.publish(space, tag)
+            rf.wait_for(lambda g=greeting: answers(proxy + "/config", host, g), 120, 0.05, what="new version")
+            live.append(time.monotonic() - began)
+            print(f"  push-to-live round {i}: {live[-1]:.2f} s (build {built:.2f} s)", flush=True)
+
+        space.refresh_from_db()
+        direct = f"http://127.0.0.1:{space.port}/config"
+        via, raw = [], []
+        for _ in range(opts.rounds):  # alternating, so the machine's other load hits both alike
+            raw.append(load(direct, None, opts.seconds))
+            via.append(load(proxy + "/config", host, opts.seconds))
+        print(
+            f"  req/s direct {[round(x) for x in raw]}, through Caddy {[round(x) for x in via]}", flush=True
+        )
+
+        wake, bare = [], []
+        for i in range(opts.rounds):
+            space.refresh_from_db()
+            type(space).objects.filter(pk=space.pk).update(stage="SLEEPING")
+            rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="asleep")
+            began = time.monotonic()
+            requests.get(proxy + "/", headers={"Host": host}, timeout=10)  # the visit that wakes it
+            rf.wait_for(lambda: answers(proxy + "/config", host), 120, 0.05, what="awake")
+            wake.append(time.monotonic() - began)
+            began = time.monotonic()
+            cid = subprocess.run(
+                [rf.DOCKER, "run", "-d", "--rm", "-p", "127.0.0.1::7860", images.hello],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            port = subprocess.run([rf.DOCKER, "port", cid, "7860"], capture_output=True, text=True).stdout
+            port = port.split()[0].rsplit(":", 1)[1]
+            rf.wait_for(lambda p=port: answers(f"http://127.0.0.1:{p}/config"), 120, 0.05, what="bare")
+            bare.append(time.monotonic() - began)
+            subprocess.run([rf.DOCKER, "rm", "-f", cid], capture_output=True)
+            print(f"  wake round {i}: {wake[-1]:.2f} s, bare docker run {bare[-1]:.2f} s", flush=True)
+
+        ratio = statistics.median(v / r for v, r in zip(via, raw, strict=True))
+        wake_ratio = statistics.median(wake) / statistics.median(bare)
+        print()
+        median_live = statistics.median(live)
+        print(f"push-to-live (code-only change), median of {len(live)}: {median_live:.2f} s  (target < 8 s)")
+        rates = f"{statistics.median(via):.0f} / {statistics.median(raw):.0f}"
+        print(
+            f"requests/s through Caddy / direct: {rates}, median ratio of pairs {ratio:.2f}  (target >= 0.9)"
+        )
+        print(f"wake from sleep, median: {statistics.median(wake):.2f} s vs bare docker run "
+              f"{statistics.median(bare):.2f} s = {wake_ratio:.2f}x  (target <= 1.3x)")  # fmt: skip
+    finally:
+        if space is not None:
+            type(space).objects.update(paused=True)
+            rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="stopped")
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Caddy's whole configuration, made from the database, and the admin API client that loads it.
+
+The runner is Caddy's only configurator: Caddy starts with nothing but its admin address and
+persists nothing, so a restarted Caddy shows an empty config and the runner loads it again.
+"""
+
+import logging
+import threading
+
+import requests
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+WAKE_PREFIX = "/_runner/wake"
+AUTH_PATH = "/_runner/auth"
+ASK_PATH = "/_runner/tls-ask"
+
+
+class CaddyError(Exception):
+    pass
+
+
+def web_dial() -> str:
+    return f"127.0.0.1:{settings.WEB_PORT}"
+
+
+def _proxy(dial: str) -> dict:
+    # flush_interval -1: Server-Sent Events (Gradio's queue, build logs) pass unbuffered.
+    # No timeouts and no body cap: Caddy's defaults have neither, and long runs and uploads need that.
+    return {"handler": "reverse_proxy", "upstreams": [{"dial": dial}], "flush_interval": -1}
+
+
+def _forward_auth() -> dict:
+    """Asks the platform whether this visitor may see the private space (Caddy's forward_auth)."""
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": web_dial()}],
+        "rewrite": {"method": "GET", "uri": AUTH_PATH},
+        "headers": {
+            "request": {
+                "set": {
+                    "X-Forwarded-Method": ["{http.request.method}"],
+                    "X-Forwarded-Uri": ["{http.request.uri}"],
+                }
+            }
+        },
+        "handle_response": [{"match": {"status_code": [2]}, "routes": [{"handle": [{"handler": "vars"}]}]}],
+    }
+
+
+def space_route(host: str, port: int, private: bool) -> dict:
+    handle = [_forward_auth()] if private else []
+    # A platform token sent along (gradio_client's hf_token) never reaches a space's code.
+    handle.append({"handler": "headers", "request": {"delete": ["Authorization", "X-Hf-Authorization"]}})
+    handle.append(_proxy(f"127.0.0.1:{port}"))
+    return {"match": [{"host": [host]}], "handle": handle, "terminal": True}
+
+
+def config(routes: list[dict]) -> dict:
+    """The whole config: each running space, then the wake page for the rest, then the platform."""
+    spaces_wildcard = f"*.{settings.SPACES_DOMAIN}"
+    wake = {
+        "match": [{"host": [spaces_wildcard]}],
+        "handle": [
+            {"handler": "rewrite", "uri": WAKE_PREFIX + "{http.request.uri}"},
+            _proxy(web_dial()),
+        ],
+        "terminal": True,
+    }
+    platform = {"handle": [_proxy(web_dial())], "terminal": True}
+    server = {
+        "listen": [settings.LISTEN],
+        "routes": [*routes, wake, platform],
+        # Access logs count visits per space (sleep); the platform's own traffic is not a visit.
+        "logs": {"skip_hosts": [settings.DOMAIN]},
+    }
+    apps: dict = {"http": {"servers": {"spacedock": server}}}
+    if settings.TLS_MODE == "on-demand":
+        apps["tls"] = {
+            "automation": {
+                "policies": [{"on_demand": True}],
+                "on_demand": {"permission": {"module": "http", "endpoint": f"http://{web_dial()}{ASK_PATH}"}},
+            }
+        }
+    else:
+        server["automatic_https"] = {"disable": True}
+    return {
+        "admin": {"listen": settings.CADDY_ADMIN, "config": {"persist": False}},
+        "logging": {
+            "logs": {
+                "default": {"exclude": ["http.log.access"]},
+                "access": {
+                    "writer": {"output": "file", "filename": str(settings.CADDY_ACCESS_LOG)},
+                    "encoder": {"format": "json"},
+                    "include": ["http.log.access"],
+                },
+            }
+        },
+        "apps": apps,
+    }
+
+
+class Admin:
+    def __init__(self, address: str | None = None):
+        self.base = f"http://{address or settings.CADDY_ADMIN}"
+        self.session = requests.Session()
+        self.lock = threading.Lock()
+        self.loaded: dict | None = None
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            response = self.session.request(method, self.base + path, timeout=15, **kwargs)
+        except requests.RequestException as exc:
+            raise CaddyError(f"Caddy's admin API at {self.base} does not answer: {exc}") from exc
+        if response.status_code >= 400:
+            raise CaddyError(f"Caddy {method} {path}: {response.status_code} {response.text.strip()}")
+        return response
+
+    def current(self) -> dict | None:
+        return self._call("GET", "/config/").json()
+
+    def ensure(self, wanted: dict, check: bool = True) -> bool:
+        """Loads `wanted` unless Caddy already runs it; True when it loaded."""
+        with self.lock:
+            if check:
+                self.loaded = self.current()
+            if self.loaded == wanted:
+                return False
+            self._call("POST", "/load", json=wanted)
+            self.loaded = wanted
+            return True
+
+    def requests_in_flight(self, dial: str) -> int:
+        """Requests Caddy is proxying to one upstream right now (0 once it has left the pool)."""
+        for upstream in self._call("GET", "/reverse_proxy/upstreams").json() or []:
+            if upstream.get("address") == dial:
+                return int(upstream.get("num_requests", 0))
+        return 0

@@ -1,0 +1,234 @@
+"""Every Docker call the runner makes: SDK errors become RuntimeBackendError, and nothing is left behind.
+
+Containers live on one bridge network per instance, with traffic between containers off and
+(see firewall.py) no way into the host, so a space reaches the internet but not the platform.
+"""
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+import requests
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+LABEL_INSTANCE = "spacedock.instance"
+LABEL_SPACE = "spacedock.space"
+LABEL_TARGET = "spacedock.target"
+LABEL_GENERATION = "spacedock.generation"
+
+
+class RuntimeBackendError(Exception):
+    """Docker refused or failed; the message says what, for the space's page and log."""
+
+
+@contextmanager
+def errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.DockerException as exc:
+        raise RuntimeBackendError(f"{action}: {_explain(exc)}") from exc
+    except requests.RequestException as exc:
+        raise RuntimeBackendError(f"{action}: the Docker engine did not answer ({exc})") from exc
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, docker.errors.APIError):
+        return str(exc.explanation or exc)
+    return str(exc)
+
+
+_client = None
+
+
+def client() -> docker.DockerClient:
+    global _client
+    if _client is None:
+        with errors("connecting to Docker"):
+            _client = docker.from_env(timeout=60)
+    return _client
+
+
+def network_name() -> str:
+    return f"{settings.INSTANCE}-spaces"
+
+
+def bridge_name() -> str:
+    # Linux caps interface names at 15 characters.
+    return "sd-" + hashlib.sha256(settings.INSTANCE.encode()).hexdigest()[:10]
+
+
+def ensure_network() -> str:
+    """The instance's network for spaces, made once: no traffic between its containers."""
+    name = network_name()
+    with errors(f"creating network {name}"):
+        found = client().networks.list(names=[name])
+        if not any(n.name == name for n in found):
+            client().networks.create(
+                name,
+                driver="bridge",
+                labels={LABEL_INSTANCE: settings.INSTANCE},
+                options={
+                    "com.docker.network.bridge.enable_icc": "false",
+                    "com.docker.network.bridge.name": bridge_name(),
+                },
+            )
+    return name
+
+
+@dataclass
+class Spec:
+    space_id: int
+    name_hint: str
+    image: str
+    target: str
+    generation: int
+    env: dict
+    app_port: int
+    memory_mb: int
+    cpus: float
+    pids: int
+
+
+def run(spec: Spec):
+    """Starts a hardened container for a space; published on 127.0.0.1 at a port Docker picks."""
+    name = f"{settings.INSTANCE}-{spec.name_hint}-{uuid.uuid4().hex[:6]}"
+    labels = {
+        LABEL_INSTANCE: settings.INSTANCE,
+        LABEL_SPACE: str(spec.space_id),
+        LABEL_TARGET: spec.target,
+        LABEL_GENERATION: str(spec.generation),
+    }
+    net = ensure_network()
+    container = None
+    try:
+        with errors(f"starting {spec.image}"):
+            container = client().containers.create(
+                spec.image,
+                name=name,
+                labels=labels,
+                environment={**spec.env, "PORT": str(spec.app_port)},
+                user=settings.RUN_USER,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges:true"],
+                mem_limit=f"{spec.memory_mb}m",
+                memswap_limit=f"{spec.memory_mb}m",
+                nano_cpus=int(spec.cpus * 1e9),
+                pids_limit=spec.pids,
+                ports={f"{spec.app_port}/tcp": ("127.0.0.1", None)},
+                network=net,
+                restart_policy={"Name": "on-failure", "MaximumRetryCount": settings.RUN_RESTART_RETRIES},
+                log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "2"}},
+                init=True,
+            )
+            container.start()
+            container.reload()
+        return container
+    except RuntimeBackendError:
+        if container is not None:
+            remove(container.id)
+        raise
+
+
+def published_port(container, app_port: int) -> int | None:
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{app_port}/tcp") or []
+    for binding in bindings:
+        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
+def get(container_id: str):
+    """The container, or None when it is gone."""
+    if not container_id:
+        return None
+    try:
+        with errors(f"inspecting {container_id[:12]}"):
+            return client().containers.get(container_id)
+    except RuntimeBackendError as exc:
+        if isinstance(exc.__cause__, docker.errors.NotFound):
+            return None
+        raise
+
+
+def containers(space_id: int | None = None) -> list:
+    """This instance's space containers, running or not; never another instance's."""
+    filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}"]}
+    if space_id is not None:
+        filters["label"].append(f"{LABEL_SPACE}={space_id}")
+    with errors("listing containers"):
+        found = client().containers.list(all=True, filters=filters)
+    return [c for c in found if c.labels.get(LABEL_INSTANCE) == settings.INSTANCE and LABEL_SPACE in c.labels]
+
+
+def stop(container_id: str, timeout: int = 10) -> None:
+    container = get(container_id)
+    if container is None:
+        return
+    try:
+        with errors(f"stopping {container_id[:12]}"):
+            container.stop(timeout=timeout)
+    except RuntimeBackendError as exc:
+        log.warning("%s", exc)
+
+
+def remove(container_id: str) -> None:
+    """Stops and removes; a container that is already gone is fine."""
+    try:
+        with errors(f"removing {container_id[:12]}"):
+            client().api.remove_container(container_id, force=True)
+    except RuntimeBackendError as exc:
+        if not isinstance(exc.__cause__, docker.errors.NotFound):
+            raise
+
+
+def tail(container_id: str, lines: int = 30) -> str:
+    try:
+        with errors(f"reading the log of {container_id[:12]}"):
+            raw = client().api.logs(container_id, stdout=True, stderr=True, tail=lines)
+        return raw.decode("utf-8", "replace").rstrip()
+    except RuntimeBackendError as exc:
+        return f"(no log: {exc})"
+
+
+def follow(container_id: str, since: int | None = None) -> Iterator[str]:
+    """The container's log lines as they come, until it stops."""
+    with errors(f"following the log of {container_id[:12]}"):
+        stream = client().api.logs(container_id, stream=True, follow=True, since=since)
+    buffer = b""
+    try:
+        for chunk in stream:
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                yield line.decode("utf-8", "replace").rstrip("\r")
+    except (docker.errors.DockerException, requests.RequestException):
+        return
+    if buffer:
+        yield buffer.decode("utf-8", "replace")
+
+
+def state(container) -> dict:
+    return container.attrs.get("State", {})
+
+
+def events(stop_flag) -> Iterator[dict]:
+    """Container events of this instance; ends when the engine goes away."""
+    filters = {"type": "container", "label": f"{LABEL_INSTANCE}={settings.INSTANCE}"}
+    with errors("listening to Docker events"):
+        stream = docker.from_env(timeout=None).events(decode=True, filters=filters)
+    try:
+        for event in stream:
+            if stop_flag.is_set():
+                return
+            yield event
+    except (docker.errors.DockerException, requests.RequestException):
+        return
+    finally:
+        stream.close()

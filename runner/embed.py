@@ -1,0 +1,93 @@
+"""Who may see a private space at its own subdomain.
+
+The platform's session cookie never goes to the spaces domain, so the space page hands its iframe
+a short-lived signed token in the URL (`space_embed_url`). The first request with it gets a cookie
+for that subdomain alone; scripts send an access token as `Authorization: Bearer` (or gradio_client's
+`X-HF-Authorization`) instead; Caddy strips both before the request reaches the space.
+"""
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core import signing
+
+from spacedock.accounts.auth import BadCredentials, token_from_request
+from spacedock.accounts.models import AccessToken
+from spacedock.spaces.models import Space
+
+QUERY_KEY = "__sign"
+COOKIE = "spacedock-space"
+COOKIE_MAX_AGE = 12 * 3600
+SALT_URL = "spacedock.runner.embed"
+SALT_COOKIE = "spacedock.runner.cookie"
+
+
+def _token(space: Space, user, salt: str) -> str:
+    return signing.dumps({"s": space.pk, "u": user.pk}, salt=salt, compress=True)
+
+
+def space_embed_url(space: Space, user) -> str:
+    """The URL an iframe of this space uses for this viewer: signed when the space is private."""
+    if not space.is_private or not space.can_read(user):
+        return space.url
+    return f"{space.url}?{urlencode({QUERY_KEY: _token(space, user, SALT_URL)})}"
+
+
+def _reader(space: Space, token: str, salt: str, max_age: int) -> User | None:
+    try:
+        data = signing.loads(token, salt=salt, max_age=max_age)
+    except signing.BadSignature:
+        return None
+    if data.get("s") != space.pk:
+        return None
+    user = User.objects.filter(pk=data.get("u"), is_active=True).first()
+    return user if user and space.can_read(user) else None
+
+
+def decide(request, space: Space, uri: str) -> tuple[str, str]:
+    """('allow', ''), ('redirect', <uri without token>) with a cookie to set, or ('deny', why)."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    signed = next((v for k, v in query if k == QUERY_KEY), None)
+    if signed is not None:
+        if _reader(space, signed, SALT_URL, settings.EMBED_TOKEN_MAX_AGE):
+            clean = urlencode([(k, v) for k, v in query if k != QUERY_KEY])
+            return "redirect", (parts.path or "/") + (f"?{clean}" if clean else "")
+        return "deny", "The link has expired: open the space from its page again."
+    if (cookie := request.COOKIES.get(COOKIE)) and _reader(space, cookie, SALT_COOKIE, COOKIE_MAX_AGE):
+        return "allow", ""
+    try:
+        token = token_from_request(request)
+    except BadCredentials:
+        token = None
+    # gradio_client 2 sends its token as X-HF-Authorization.
+    kind, _, raw = request.META.get("HTTP_X_HF_AUTHORIZATION", "").partition(" ")
+    if token is None and kind.lower() == "bearer" and raw.strip():
+        token = AccessToken.authenticate(raw.strip())
+    if token is not None and space.can_read(token.user):
+        return "allow", ""
+    return "deny", "This space is private. Open it from its page on the platform while signed in."
+
+
+def set_cookie(response, request, space: Space) -> None:
+    signed = next(
+        (v for k, v in parse_qsl(urlsplit(_uri(request)).query) if k == QUERY_KEY),
+        "",
+    )
+    data = signing.loads(signed, salt=SALT_URL)
+    user = User.objects.get(pk=data["u"])
+    secure = settings.SCHEME == "https"
+    response.set_cookie(
+        COOKIE,
+        _token(space, user, SALT_COOKIE),
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        secure=secure,
+        # Inside an iframe on another site the cookie must be SameSite=None, which needs https.
+        samesite="None" if secure else "Lax",
+    )
+
+
+def _uri(request) -> str:
+    return request.META.get("HTTP_X_FORWARDED_URI") or request.get_full_path()

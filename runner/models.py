@@ -1,0 +1,36 @@
+"""The runner's own bookkeeping for a space: who works on it, and which target failed."""
+
+import os
+import socket
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+CLAIM_SECONDS = 30
+RUNNER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Runtime(models.Model):
+    space = models.OneToOneField("spaces.Space", models.CASCADE, primary_key=True, related_name="runtime")
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # "<image>@<generation>" that ended in RUNTIME_ERROR: not tried again until a restart or a new build.
+    failed_target = models.CharField(max_length=300, blank=True)
+
+    @classmethod
+    def claim(cls, space_id: int, runner_id: str = RUNNER_ID) -> bool:
+        """Takes (or renews) the lease on one space; False while another live runner holds it."""
+        now = timezone.now()
+        cls.objects.get_or_create(space_id=space_id)
+        free = Q(claimed_by="") | Q(claimed_by=runner_id) | Q(claimed_until__lt=now)
+        return bool(
+            cls.objects.filter(free, space_id=space_id).update(
+                claimed_by=runner_id, claimed_until=now + timedelta(seconds=CLAIM_SECONDS)
+            )
+        )
+
+    @classmethod
+    def release_all(cls, runner_id: str = RUNNER_ID) -> None:
+        cls.objects.filter(claimed_by=runner_id).update(claimed_by="", claimed_until=None)

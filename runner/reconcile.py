@@ -1,0 +1,399 @@
+"""Makes Docker and Caddy match the database, one space at a time, as often as asked.
+
+The database says what should run (`deployed_build`, `generation`, `paused`, `sleep_time`); the
+runner starts, health-checks, routes, retires and records. Every step can be interrupted (the
+runner killed, Caddy or Docker restarted): the next pass looks at what exists and goes on.
+Order that keeps requests whole: a new container is routed only once it answers, and an old one
+is stopped only after its route is gone and its in-flight requests have finished.
+"""
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import F, Q
+from django.utils import timezone
+
+from runner import caddy, docker_runtime, firewall
+from runner.docker_runtime import RuntimeBackendError
+from runner.models import RUNNER_ID, Runtime
+from spacedock.spaces.models import STAGES, RunLogLine, Space
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 30
+
+
+def target_of(space: Space) -> str:
+    build = space.deployed_build
+    if build is None or not build.image:
+        return ""
+    return f"{build.image}@{space.generation}"
+
+
+def set_stage_if(space_id: int, stages: tuple, stage: str, message: str = "", **fields) -> bool:
+    """Moves the stage only from the ones given: the builder may have moved it meanwhile."""
+    return bool(
+        Space.objects.filter(pk=space_id, stage__in=stages).update(
+            stage=stage, stage_message=message, **fields
+        )
+    )
+
+
+def answers_http(port: int) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/", timeout=2, allow_redirects=False)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def _started_at(container) -> datetime | None:
+    raw = docker_runtime.state(container).get("StartedAt", "")
+    try:  # Docker gives nanoseconds, which fromisoformat cannot read; seconds are enough here
+        return datetime.fromisoformat(raw[:19]).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+class Runner:
+    def __init__(self, admin: caddy.Admin | None = None, runner_id: str = RUNNER_ID):
+        self.admin = admin or caddy.Admin()
+        self.runner_id = runner_id
+        self.busy: dict[int, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="space")
+        self.followers: dict[str, threading.Thread] = {}
+        self.proxy_lock = threading.Lock()
+        self.access_offset: int | None = None
+        self.firewall_checked = 0.0
+        self.stopping = threading.Event()
+
+    # -- the loop's one pass ------------------------------------------------------------------
+
+    def tick(self, wait: bool = False) -> None:
+        """One pass over every space; `wait` blocks until each space's work is done (tests)."""
+        if time.monotonic() - self.firewall_checked > 30:
+            docker_runtime.ensure_network()
+            firewall.ensure()
+            self.firewall_checked = time.monotonic()
+        self.count_requests()
+        self.sync_proxy()
+        self.remove_orphans()
+        for space_id in self.candidates():
+            if space_id in self.busy and not self.busy[space_id].done():
+                Runtime.claim(space_id, self.runner_id)  # renew the lease while a deploy waits
+                continue
+            if Runtime.claim(space_id, self.runner_id):
+                self.busy[space_id] = self.pool.submit(self._guarded, space_id)
+        if wait:
+            for future in list(self.busy.values()):
+                future.result()
+
+    def converge(self, passes: int = 3) -> None:
+        """Passes until nothing is left to do (a deploy takes one, a retire the next)."""
+        for _ in range(passes):
+            self.tick(wait=True)
+
+    def candidates(self) -> list[int]:
+        """Spaces that should run or have something running."""
+        with_containers = {int(c.labels[docker_runtime.LABEL_SPACE]) for c in docker_runtime.containers()}
+        wanted = Q(deployed_build__isnull=False) | ~Q(container_id="") | Q(pk__in=with_containers)
+        return sorted(Space.objects.filter(wanted).values_list("pk", flat=True))
+
+    def _guarded(self, space_id: int) -> None:
+        try:
+            self.reconcile_space(space_id)
+        except RuntimeBackendError as exc:
+            log.warning("space %s: %s", space_id, exc)
+        except caddy.CaddyError as exc:
+            log.warning("space %s: %s", space_id, exc)
+        except Exception:
+            log.exception("space %s: reconcile failed", space_id)
+        finally:
+            close_old_connections()
+            if connection.vendor != "sqlite":
+                connection.close()
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        Runtime.release_all(self.runner_id)
+
+    # -- one space ------------------------------------------------------------------------------
+
+    def reconcile_space(self, space_id: int) -> None:
+        space = Space.objects.select_related("deployed_build", "owner").filter(pk=space_id).first()
+        if space is None:
+            for container in docker_runtime.containers(space_id):
+                docker_runtime.remove(container.id)
+            return
+        runtime, _ = Runtime.objects.get_or_create(space=space)
+        target = target_of(space)
+        found = {c.id: c for c in docker_runtime.containers(space_id)}
+        current = found.get(space.container_id)
+        if space.container_id and current is None:
+            self.unroute(space)  # the container is gone (removed by hand, or the engine lost it)
+
+        if current is not None and current.status == "running":
+            self.follow_log(space, current)
+            if self.asleep(space, current):
+                space.refresh_from_db()
+
+        keep_down = not target or space.paused or space.stage == "SLEEPING"
+        if keep_down:
+            self.retire_all(space, found)
+            if space.paused:
+                set_stage_if(space.pk, tuple(s for s in STAGES if s != "PAUSED"), "PAUSED")
+            return
+
+        serving = current is not None and current.status == "running"
+        if current is not None and current.status == "restarting":
+            return  # Docker restarts a crashed app with backoff; the retries it has left are its own
+        if current is not None and not serving:
+            if self.crashed_for_good(current):
+                self.fail(space, runtime, target, current, "The app crashed again and again after starting.")
+                return
+            # Stopped from outside (the engine restarted, someone ran docker stop): start afresh.
+            self.unroute(space)
+            docker_runtime.remove(current.id)
+            current = None
+
+        if runtime.failed_target == target or (space.stage == "BUILDING" and not serving):
+            for cid in found:
+                if current is None or cid != current.id:
+                    docker_runtime.remove(cid)
+            return
+
+        if serving and current.labels.get(docker_runtime.LABEL_TARGET) == target:
+            self.keep(space, current, found)
+            return
+        self.deploy(space, runtime, target, live=current if serving else None, stale=found)
+
+    def keep(self, space: Space, current, found: dict) -> None:
+        port = docker_runtime.published_port(current, space.app_port)
+        if port and port != space.port:  # the engine restarted it on another port
+            Space.objects.filter(pk=space.pk).update(port=port)
+            self.sync_proxy()
+        set_stage_if(space.pk, ("APP_STARTING", "RUNNING_APP_STARTING", "PAUSED", "STOPPED"), "RUNNING")
+        for cid in found:
+            if cid != current.id:
+                docker_runtime.remove(cid)
+
+    def deploy(self, space: Space, runtime: Runtime, target: str, live, stale: dict) -> None:
+        for cid in stale:  # half-started attempts of an earlier pass or an earlier runner
+            if live is None or cid != live.id:
+                docker_runtime.remove(cid)
+        if live is None:
+            busy = ("APP_STARTING", "BUILDING", "RUNNING_BUILDING")
+            set_stage_if(space.pk, tuple(s for s in STAGES if s not in busy), "APP_STARTING")
+        else:
+            set_stage_if(space.pk, ("RUNNING", "RUNNING_APP_STARTING"), "RUNNING_APP_STARTING")
+        image = space.deployed_build.image
+        space.log_run(f"===== Starting {image} (generation {space.generation}) =====")
+        spec = docker_runtime.Spec(
+            space_id=space.pk,
+            name_hint=space.subdomain[:40],
+            image=image,
+            target=target,
+            generation=space.generation,
+            env=space.env(),
+            app_port=space.app_port,
+            memory_mb=space.memory_limit_mb or settings.RUN_MEMORY_MB,
+            cpus=space.cpu_limit or settings.RUN_CPUS,
+            pids=space.pids_limit or settings.RUN_PIDS,
+        )
+        try:
+            container = docker_runtime.run(spec)
+        except RuntimeBackendError as exc:
+            self.fail(space, runtime, target, None, f"The container could not start: {exc}", live=live)
+            return
+        self.follow_log(space, container)
+        problem = self.wait_healthy(space, container, target)
+        if problem == "superseded":
+            docker_runtime.remove(container.id)
+            return
+        if problem:
+            self.fail(space, runtime, target, container, problem, live=live)
+            return
+        port = docker_runtime.published_port(container, space.app_port)
+        Space.objects.filter(pk=space.pk).update(container_id=container.id, port=port, running_image=image)
+        set_stage_if(space.pk, ("APP_STARTING", "RUNNING_APP_STARTING", "RUNNING"), "RUNNING")
+        Runtime.objects.filter(pk=space.pk).update(failed_target="")
+        self.sync_proxy()
+        space.log_run(f"===== Running at {space.url} =====")
+        if live is not None:
+            self.retire(live, space)
+
+    def wait_healthy(self, space: Space, container, target: str) -> str:
+        """'' once the app answers HTTP; else why not ('superseded' when the space wants another)."""
+        timeout = space.startup_duration_timeout or settings.STARTUP_TIMEOUT
+        deadline = time.monotonic() + timeout
+        checked = 0.0
+        while not self.stopping.is_set():
+            container.reload()
+            state = docker_runtime.state(container)
+            if container.status in ("exited", "dead") or container.attrs.get("RestartCount", 0) > 0:
+                return f"The app exited with code {state.get('ExitCode')} while starting."
+            port = docker_runtime.published_port(container, space.app_port)
+            if port and container.status == "running" and answers_http(port):
+                return ""
+            if time.monotonic() > deadline:
+                return (
+                    f"The app did not answer HTTP on port {space.app_port} within {timeout} s "
+                    "(startup_duration_timeout). Does it listen on 0.0.0.0 and that port?"
+                )
+            if time.monotonic() - checked > 1:
+                checked = time.monotonic()
+                fresh = Space.objects.select_related("deployed_build").get(pk=space.pk)
+                if target_of(fresh) != target or fresh.paused:
+                    return "superseded"
+            time.sleep(0.2)
+        return "superseded"
+
+    def fail(self, space: Space, runtime: Runtime, target: str, container, reason: str, live=None) -> None:
+        tail = docker_runtime.tail(container.id, LOG_TAIL_LINES) if container is not None else ""
+        message = f"{reason}\n\nLast lines of the log:\n{tail}" if tail else reason
+        space.log_run(f"===== {reason} =====")
+        Runtime.objects.filter(pk=space.pk).update(failed_target=target)
+        if container is not None and (live is None or container.id != live.id):
+            if container.id == space.container_id:
+                self.unroute(space)
+            docker_runtime.remove(container.id)
+        if live is not None:
+            # The old version keeps serving; the page says why the new one did not replace it.
+            Space.objects.filter(pk=space.pk).update(
+                stage="RUNNING",
+                stage_message=f"The new version did not start, the previous one still runs. {message}",
+            )
+        else:
+            Space.objects.filter(pk=space.pk).update(stage="RUNTIME_ERROR", stage_message=message)
+
+    def crashed_for_good(self, container) -> bool:
+        state = docker_runtime.state(container)
+        return (
+            container.status in ("exited", "dead")
+            and state.get("ExitCode") not in (0, 137, 143)
+            and container.attrs.get("RestartCount", 0) >= settings.RUN_RESTART_RETRIES
+        )
+
+    def asleep(self, space: Space, current) -> bool:
+        """Puts an idle space to sleep: its stage says so, and the next pass stops it."""
+        if space.sleep_time < 0 or space.stage != "RUNNING":
+            return False
+        seen = [t for t in (space.last_request_at, _started_at(current)) if t]
+        if not seen or timezone.now() - max(seen) < timedelta(seconds=space.sleep_time):
+            return False
+        return set_stage_if(space.pk, ("RUNNING",), "SLEEPING")
+
+    # -- retiring -------------------------------------------------------------------------------
+
+    def unroute(self, space: Space) -> None:
+        Space.objects.filter(pk=space.pk).update(container_id="", port=None, running_image="")
+        space.container_id, space.port = "", None
+        self.sync_proxy()
+
+    def retire(self, old, space: Space) -> None:
+        """The old container's route is gone; let its in-flight requests finish, then stop it."""
+        port = docker_runtime.published_port(old, space.app_port)
+        deadline = time.monotonic() + settings.DRAIN_TIMEOUT
+        if port:
+            while time.monotonic() < deadline and self.admin.requests_in_flight(f"127.0.0.1:{port}") > 0:
+                time.sleep(0.1)
+        docker_runtime.stop(old.id)
+        docker_runtime.remove(old.id)
+
+    def retire_all(self, space: Space, found: dict) -> None:
+        if space.container_id:
+            self.unroute(space)
+        for container in found.values():
+            if container.status == "running":
+                self.retire(container, space)
+            else:
+                docker_runtime.remove(container.id)
+
+    def remove_orphans(self) -> None:
+        """Containers of this instance whose space is gone."""
+        existing = set(Space.objects.values_list("pk", flat=True))
+        for container in docker_runtime.containers():
+            if int(container.labels[docker_runtime.LABEL_SPACE]) not in existing:
+                docker_runtime.remove(container.id)
+
+    # -- Caddy, logs, visits --------------------------------------------------------------------
+
+    def sync_proxy(self) -> bool:
+        with self.proxy_lock:
+            spaces = Space.objects.filter(port__isnull=False).exclude(container_id="").order_by("subdomain")
+            routes = [caddy.space_route(s.host, s.port, s.is_private) for s in spaces]
+            return self.admin.ensure(caddy.config(routes))
+
+    def follow_log(self, space: Space, container) -> None:
+        thread = self.followers.get(container.id)
+        if thread is not None and thread.is_alive():
+            return
+        last = (
+            RunLogLine.objects.filter(space=space).order_by("-number").values_list("time", flat=True).first()
+        )
+        started = _started_at(container)
+        since = max(t for t in (last, started) if t) if (last or started) else None
+        thread = threading.Thread(
+            target=self._follow,
+            args=(space.pk, container.id, since),
+            daemon=True,
+            name=f"log-{container.id[:8]}",
+        )
+        self.followers[container.id] = thread
+        thread.start()
+
+    def _follow(self, space_id: int, container_id: str, since: datetime | None) -> None:
+        try:
+            space = Space.objects.get(pk=space_id)
+            stamp = int(since.timestamp()) if since else None
+            for line in docker_runtime.follow(container_id, since=stamp):
+                RunLogLine.append(space, line)
+        except (RuntimeBackendError, Space.DoesNotExist):
+            pass
+        finally:
+            self.followers.pop(container_id, None)
+            connection.close()
+
+    def count_requests(self) -> None:
+        """Reads Caddy's access log since last time into each space's last request time."""
+        path = settings.CADDY_ACCESS_LOG
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        if self.access_offset is None or size < self.access_offset:
+            self.access_offset = size if self.access_offset is None else 0
+        if size == self.access_offset:
+            return
+        latest: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        suffix = "." + settings.SPACES_DOMAIN
+        with open(path, "rb") as f:
+            f.seek(self.access_offset)
+            data = f.read(size - self.access_offset)
+        complete, _, _ = data.rpartition(b"\n")
+        self.access_offset += len(complete) + (1 if complete else 0)
+        for raw in complete.splitlines():
+            try:
+                entry = json.loads(raw)
+                host = entry["request"]["host"].rsplit(":", 1)[0].lower()
+            except (ValueError, KeyError, TypeError):
+                continue
+            if host.endswith(suffix):
+                sub = host[: -len(suffix)]
+                latest[sub] = max(latest.get(sub, 0.0), float(entry.get("ts", time.time())))
+                counts[sub] = counts.get(sub, 0) + 1
+        for sub, ts in latest.items():
+            when = datetime.fromtimestamp(ts, tz=UTC)
+            Space.objects.filter(subdomain=sub).update(visits=F("visits") + counts[sub])
+            Space.objects.filter(
+                Q(last_request_at__lt=when) | Q(last_request_at__isnull=True), subdomain=sub
+            ).update(last_request_at=when)
