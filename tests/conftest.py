@@ -274,6 +274,5 @@ def docker_client():
 # Headless Chromium for the browser tests.
 from tests.browser import browser, page  # noqa: E402, F401
 
-
 # The runner's fixtures (images, a real Caddy, the in-process runner); at the end, as they use the above.
 from tests.runner_fixtures import images, proxy, resolve_localhost, runner  # noqa: E402, F401

@@ -10,7 +10,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +174,7 @@ def proxy(server, tmp_path_factory) -> Proxy:
     """A real Caddy, configured by the runner; settings point this process's runner at it."""
     work = tmp_path_factory.mktemp("caddy")
     admin = f"127.0.0.1:{free_port()}"
-    port = free_port()
+    port = settings.PORT  # what space URLs name, in this process and in gunicorn
     settings.CADDY_ADMIN = admin
     settings.LISTEN = f"127.0.0.1:{port}"
     settings.WEB_PORT = server.port
@@ -206,6 +208,30 @@ def runner(proxy, live):
     Space.objects.update(paused=True)
     the_runner.converge(2)
     the_runner.shutdown()
+
+
+@contextmanager
+def runner_loop(the_runner: Runner):
+    """The runner's loop in a thread, as `./manage.py runner` runs it, for tests that wait on it."""
+    stop = threading.Event()
+
+    def run():
+        from django.db import connection
+
+        try:
+            while not stop.is_set():
+                the_runner.tick(wait=True)
+                time.sleep(0.3)
+        finally:
+            connection.close()
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        loop.join()
 
 
 @pytest.fixture

@@ -1,8 +1,19 @@
 """The suite's settings: spacedock's own, with a data folder of its own."""
 
 import os
+import socket
 from pathlib import Path
 
+
+def _free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
+# The suite's Caddy listens here; set once in the test process, inherited by the processes it
+# starts, so every page and every process agrees on the spaces' URLs.
+os.environ.setdefault("SPACEDOCK_PORT", _free_port())
 os.environ.setdefault("SPACEDOCK_INSTANCE", "sdtest")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 

@@ -1,31 +1,36 @@
-"""The running Gradio app in the space page's iframe, and a restart with new settings.
-
-These need the builder, the runner and Caddy; the lead provides `running_space` after
-merging (see the fixture). Until then the fixture fails loudly, on purpose.
-"""
+"""The running Gradio app in the space page's iframe, and a restart with new settings:
+git push, the build worker, the runner and Caddy, all real, driven from Chromium."""
 
 import time
+from types import SimpleNamespace
 
 import docker
 import pytest
+from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from spacedock.spaces.models import Space
 from tests.browser import screenshot, sign_in
+from tests.runner_fixtures import runner_loop, wait_for
+
+OWNER_PASSWORD = "a long pass phrase"
 
 
 @pytest.fixture
-def running_space():
-    """The pushed hello-world Gradio app (tests/conftest.py HELLO_APP), RUNNING behind Caddy.
-
-    Must give an object with `.space` (the Space row), `.url` (the platform's base URL
-    the browser loads, e.g. http://localhost:<caddy port>), and `.owner_password`
-    (the owner's password, for the sign-in form).
-    """
-    raise RuntimeError(
-        "running_space is provided by the lead after merging builder+runner+Caddy: "
-        "push tests/conftest.py's hello app, wait for RUNNING behind Caddy, and yield it"
-    )
+def running_space(runner, proxy, worker, live, token_for, make_repo):
+    """tests/conftest.py's hello app, pushed with git, built by the worker, RUNNING behind Caddy."""
+    token = token_for("alice")
+    owner = User.objects.get(username="alice")
+    owner.set_password(OWNER_PASSWORD)
+    owner.save()
+    assert make_repo().push(live.git_url("alice", "hello", token)).returncode == 0
+    with runner_loop(runner):
+        wait_for(lambda: Space.objects.get(name="hello").stage == "RUNNING", 600, what="the app to run")
+        yield SimpleNamespace(
+            space=Space.objects.get(name="hello"),
+            url=f"http://localhost:{proxy.port}",
+            owner_password=OWNER_PASSWORD,
+        )
 
 
 def app_frame(page):

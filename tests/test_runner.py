@@ -14,7 +14,7 @@ from urllib3.util import Retry
 from runner.embed import space_embed_url
 from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Space
-from tests.runner_fixtures import DOCKER, deployed, docker_ids, publish, wait_for
+from tests.runner_fixtures import DOCKER, deployed, docker_ids, publish, runner_loop, wait_for
 
 
 def inspect(container_id: str) -> dict:
@@ -398,21 +398,7 @@ def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, prox
     space.refresh_from_db()
     assert space.stage == "SLEEPING" and docker_ids(space.pk) == []
 
-    stop = threading.Event()
-
-    def run():  # the runner's loop, as `./manage.py runner` runs it
-        from django.db import connection
-
-        try:
-            while not stop.is_set():
-                runner.tick(wait=True)
-                time.sleep(0.3)
-        finally:
-            connection.close()
-
-    loop = threading.Thread(target=run)
-    loop.start()
-    try:
+    with runner_loop(runner):
         Space.objects.filter(pk=space.pk).update(sleep_time=3600)
         url = space_embed_url(space, space.owner).replace(f":{settings.PORT}/", f":{proxy.port}/")
         with sync_playwright() as p:
@@ -434,6 +420,3 @@ def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, prox
             other.goto(f"http://{space.host}:{proxy.port}/")
             assert "This space is private" in other.inner_text("body")
             browser.close()
-    finally:
-        stop.set()
-        loop.join()

@@ -1,16 +1,14 @@
-"""Where the space page and the embed view point their iframe.
-
-One place on purpose: the runner's `space_embed_url(space, user)` (a short-lived signed
-URL that lets a private space load in an iframe) replaces `app_url` here when merged.
-"""
+"""Where the space page and the embed view point their iframe."""
 
 from django.conf import settings
 
+from runner.embed import space_embed_url
 from spacedock.spaces.models import Build, Space
 
 
 def app_url(space: Space, user) -> str:
-    return space.url
+    # A private space needs the runner's short-lived signed URL to load in an iframe.
+    return space_embed_url(space, user)
 
 
 def embed_snippets(space: Space) -> dict[str, str]:
