@@ -41,6 +41,8 @@ def test_visitor_uses_the_running_app_in_the_iframe(running_space, page):
     space = running_space.space
     page.goto(f"{running_space.url}/{space.full_name}")
     frame = app_frame(page)
+    # Gradio's front end loads its bundle first; on a busy 2-core machine that takes a while.
+    frame.locator("button:has-text('Submit')").wait_for(timeout=60_000)
     frame.locator("textarea").first.fill("Ada")
     frame.locator("button:has-text('Submit')").click()
     expect(frame.locator("textarea").nth(1)).to_have_value("Hello, Ada!", timeout=30_000)
@@ -75,6 +77,8 @@ def test_owner_sets_secret_and_variable_and_the_app_restarts(running_space, page
     )
     page.reload()
     frame = app_frame(page)
+    # Gradio's front end loads its bundle first; on a busy 2-core machine that takes a while.
+    frame.locator("button:has-text('Submit')").wait_for(timeout=60_000)
     frame.locator("textarea").first.fill("Ada")
     frame.locator("button:has-text('Submit')").click()
     expect(frame.locator("textarea").nth(1)).to_have_value("Hello, Ada!", timeout=30_000)

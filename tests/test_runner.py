@@ -379,17 +379,8 @@ def test_two_runners_never_hold_one_space(transactional_db):
     assert Runtime.claim(space.pk, "host:1")
 
 
-def chromium_path() -> str:
-    """Debian's Chromium, installed when missing (never a browser that a tool downloads)."""
-    import shutil
-
-    if not shutil.which("chromium"):
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True)
-    return shutil.which("chromium")
-
-
-def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, proxy, images):
-    from playwright.sync_api import expect, sync_playwright
+def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, proxy, images, browser):
+    from playwright.sync_api import expect
 
     space = deployed("gus", "napper", images.hello, visibility="private")
     runner.converge()
@@ -401,22 +392,19 @@ def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, prox
     with runner_loop(runner):
         Space.objects.filter(pk=space.pk).update(sleep_time=3600)
         url = space_embed_url(space, space.owner).replace(f":{settings.PORT}/", f":{proxy.port}/")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=chromium_path(),
-                args=["--no-sandbox", "--headless", "--disable-background-networking"],
-            )
-            page = browser.new_page()
-            page.goto(url)
-            assert "waking up" in page.inner_text("body")
-            # No reload by hand: the page moves on to the app once it answers.
-            page.get_by_role("button", name="Greet").wait_for(timeout=60_000)
-            assert "__sign" not in page.url
-            page.get_by_role("textbox").first.fill("Gus")
-            page.get_by_role("button", name="Greet").click()
-            expect(page.get_by_role("textbox").nth(1)).to_have_value("Hello, Gus!", timeout=20_000)
-            # Another browser, without the link, is refused.
-            other = browser.new_page()
-            other.goto(f"http://{space.host}:{proxy.port}/")
-            assert "This space is private" in other.inner_text("body")
-            browser.close()
+        page = browser.new_page()
+        page.goto(url)
+        assert "waking up" in page.inner_text("body")
+        # No reload by hand: the page moves on to the app once it answers.
+        page.get_by_role("button", name="Greet").wait_for(timeout=60_000)
+        assert "__sign" not in page.url
+        page.get_by_role("textbox").first.fill("Gus")
+        page.get_by_role("button", name="Greet").click()
+        expect(page.get_by_role("textbox").nth(1)).to_have_value("Hello, Gus!", timeout=20_000)
+        page.close()
+        # Another browser, without the link (a fresh context: no cookie), is refused.
+        stranger = browser.new_context()
+        other = stranger.new_page()
+        other.goto(f"http://{space.host}:{proxy.port}/")
+        assert "This space is private" in other.inner_text("body")
+        stranger.close()
