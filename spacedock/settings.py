@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "spacedock.spaces",
     "spacedock.gitserver",
     "spacedock.api",
+    "spacedock.health",
 ]
 
 MIDDLEWARE = [
@@ -207,3 +208,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("SPACEDOCK_LOG_LEVEL", "INFO")},
 }
+
+# /metrics: with a token, scrapers send it as a bearer token; without one, only this machine may read.
+METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")
