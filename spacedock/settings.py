@@ -213,3 +213,5 @@ LOGGING = {
 
 # /metrics: with a token, scrapers send it as a bearer token; without one, only this machine may read.
 METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")
+# Before everything else: a NUL byte in a name must be a 400, not a database error.
+MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")

@@ -49,9 +49,9 @@ def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before answering {url}")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a loaded machine: slow first answer
             time.sleep(0.1)
     raise RuntimeError(f"nothing answered at {url} within {seconds} s")
 

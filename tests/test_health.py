@@ -142,3 +142,31 @@ def test_healthcheck_runner_reads_the_runners_heartbeat(live):
     result = healthcheck("runner")
     assert result.returncode == 1 and "s ago (more than 60 s)" in result.stdout
     path.unlink()
+
+
+def test_tls_ask_allows_only_the_platform_and_existing_spaces(client, db, settings):
+    settings.DOMAIN, settings.SPACES_DOMAIN = "dock.example.org", "spaces.example.net"
+    owner = User.objects.create(username="ada")
+    space = Space.create(owner, "hello")
+    build = Build.objects.create(space=space, commit_sha="c" * 40, state="succeeded", image="x")
+    build.pin()
+    unpinned = Build.objects.create(space=space, commit_sha="d" * 40, state="succeeded", image="y")
+
+    def ask(domain: str) -> int:
+        return client.get("/tls/ask", {"domain": domain}).status_code
+
+    assert ask("dock.example.org") == 200
+    assert ask(f"{space.subdomain}.spaces.example.net") == 200
+    assert ask(f"{space.subdomain.upper()}.spaces.example.net.") == 200
+    assert ask(f"pin--{build.pk}.spaces.example.net") == 200
+    for refused in (
+        "",
+        "evil.example.com",
+        "nobody-here.spaces.example.net",
+        f"x.{space.subdomain}.spaces.example.net",
+        f"pin--{unpinned.pk}.spaces.example.net",
+        "pin--abc.spaces.example.net",
+        "spaces.example.net",
+        f"{space.subdomain}.spaces.example.net.evil.com",
+    ):
+        assert ask(refused) == 404, refused
