@@ -12,7 +12,7 @@ from django.conf import settings
 
 from builder.images import image_tag
 from spacedock.spaces.models import Build
-from tests.conftest import ROOT, _wait_for_log, process_env
+from tests.conftest import ROOT, _wait_for_log, process_env, wait_until
 
 
 def docker_space(dockerfile: str, port: int = 8000) -> dict[str, str]:
@@ -49,8 +49,12 @@ def assert_platform_sound(server, docker_client) -> None:
     assert requests.get(f"{server.url}/", timeout=10).status_code == 200
     stuck = list(Build.objects.filter(state__in=Build.ACTIVE).values_list("pk", "state"))
     assert not stuck, f"builds still active: {stuck}"
-    temp = [p.name for p in Path(settings.BUILD_TMP_DIR).glob("build-*")]
-    assert not temp, f"build folders left over: {temp}"
+    # A finished build's worker removes its folder just after it records the outcome.
+    wait_until(
+        lambda: not list(Path(settings.BUILD_TMP_DIR).glob("build-*")),
+        30,
+        f"build folders to go: {[p.name for p in Path(settings.BUILD_TMP_DIR).glob('build-*')]}",
+    )
     for build in Build.objects.exclude(state="succeeded"):
         assert not leftovers(build, docker_client), build
 
