@@ -7,7 +7,7 @@ export SPACEDOCK_PORT ?= 8080
 # gunicorn listens here, behind Caddy on SPACEDOCK_PORT.
 export SPACEDOCK_WEB_PORT ?= $(shell echo $$(( $(SPACEDOCK_PORT) + 1 )))
 
-.PHONY: up test lint format docker base-image install install-dev migrate bench browser
+.PHONY: up test lint format docker base-image install install-dev migrate bench browser compose
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ migrate: install
 up: install base-image migrate
 	$(VENV)/bin/honcho start --procfile Procfile
 
-test: install-dev base-image browser
+test: install-dev base-image browser compose
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright never downloads its own), and an
@@ -48,3 +48,11 @@ lint: install-dev
 format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# docker-compose validates the production compose file in the deploy tests (Debian's v1 works offline).
+compose:
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
+
+# Every benchmark in bench/, one after another; the report goes to bench/results/report.md.
+bench: install-dev base-image
+	$(PY) bench/run_all.py $(BENCH_ARGS)

@@ -7,6 +7,7 @@ view, queries, template), as gunicorn would spend it, with the test client. The
 database named in DATABASE_URL is migrated and its spaces of users "bench-*" replaced.
 """
 
+import json
 import os
 import random
 import statistics
@@ -35,6 +36,7 @@ from spacedock.spaces.models import Space, trending_points  # noqa: E402
 SPACES = 10_000
 OWNERS = 500
 RUNS = 60
+TARGET_MS = 100  # server time of one gallery page, median
 WORDS = "chat image sound text video detect translate summarise speech paint music code math map".split()
 COLORS = ["red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"]
 STAGES = ["RUNNING"] * 6 + ["SLEEPING"] * 3 + ["BUILD_ERROR", "PAUSED"]
@@ -106,15 +108,27 @@ def main() -> None:
         ("first page, 96 per page", "/?size=96"),
         ("page 200", "/?page=200"),
     ]
+    figures = []
     for label, url in cases:
         median, p95, queries = measure(client, url)
         print(f"{label:<42}{median:>10.1f}{p95:>10.1f}{queries:>9}")
+        figures.append({"name": f"{label} (ms, median)", "value": median, "target": f"< {TARGET_MS}"})
+        figures.append({"name": f"{label} (ms, p95)", "value": p95})
     counts = {}
     for size in (1, 24, 96):
         with CaptureQueriesContext(connection) as queries:
             client.get(f"/?size={size}")
         counts[size] = len(queries)
     print(f"\nqueries per page by page size: {counts}")
+    figures.append(
+        {"name": "queries, 96 per page / 1 per page", "value": counts[96] / counts[1], "target": "<= 1"}
+    )
+    # The last line is the result for bench/run_all.py (see bench/README.md).
+    note = (
+        f"{Space.objects.count()} spaces on {connection.vendor}, {RUNS} runs per page, time inside Django. "
+        f"Target: a gallery page under {TARGET_MS} ms, and queries that do not grow with the page size."
+    )
+    print(json.dumps({"benchmark": "gallery", "figures": figures, "note": note}))
 
 
 if __name__ == "__main__":

@@ -238,4 +238,6 @@ def prune_dangling() -> None:
     try:
         client().images.prune(filters={"dangling": True, "label": f"{LABEL_INSTANCE}={settings.INSTANCE}"})
     except docker.errors.APIError as exc:
+        if exc.status_code == 409:  # another prune runs on this engine: it, or the next one, does this
+            return
         raise BuildError(f"Docker could not prune images: {exc.explanation}") from None

@@ -63,7 +63,10 @@ def build(build_id: int) -> None:
         buildlog.write(f"==> Built {image}")
         buildlog.flush()
         build.succeed(image)
-        prune_images(build.space)
+        try:
+            prune_images(build.space)
+        except docker_build.BuildError as exc:  # the build stands; old images go next time
+            log.warning("build %s: pruning old images failed: %s", build_id, exc)
     finally:
         buildlog.flush()
         shutil.rmtree(workdir, ignore_errors=True)

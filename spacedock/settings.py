@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "spacedock.spaces",
     "spacedock.gitserver",
     "spacedock.api",
+    "spacedock.health",
 ]
 
 MIDDLEWARE = [
@@ -166,13 +167,15 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
 else:
     _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Worker pings and other control messages: else kombu writes them to ./control.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -228,3 +231,7 @@ RUNNER_INTERVAL = float(envstr("SPACEDOCK_RUNNER_INTERVAL", "2"))
 DRAIN_TIMEOUT = envint("SPACEDOCK_DRAIN_TIMEOUT", "30")
 RUNNER_FIREWALL = envbool("SPACEDOCK_RUNNER_FIREWALL", "true")
 EMBED_TOKEN_MAX_AGE = envint("SPACEDOCK_EMBED_TOKEN_MAX_AGE", "3600")
+# /metrics: with a token, scrapers send it as a bearer token; without one, only this machine may read.
+METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")
+# Before everything else: a NUL byte in a name must be a 400, not a database error.
+MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")

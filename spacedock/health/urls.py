@@ -1,0 +1,9 @@
+from django.urls import path
+
+from spacedock.health import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.prometheus, name="metrics"),
+    path("tls/ask", views.tls_ask, name="tls_ask"),
+]

@@ -1,0 +1,1 @@
+document.getElementById("out").textContent = "6 x 7 = " + 6 * 7;
