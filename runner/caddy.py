@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 WAKE_PREFIX = "/_runner/wake"
 AUTH_PATH = "/_runner/auth"
-ASK_PATH = "/_runner/tls-ask"
+ASK_PATH = "/tls/ask"  # spacedock.health answers it
 
 
 class CaddyError(Exception):

@@ -274,6 +274,23 @@ class Runner:
         else:
             Space.objects.filter(pk=space.pk).update(stage="RUNTIME_ERROR", stage_message=message)
 
+    def out_of_memory(self, space_id: int, container_id: str) -> None:
+        """An app past its memory limit stops for good: restarting it would only do it again."""
+        space = Space.objects.select_related("deployed_build").filter(pk=space_id).first()
+        if space is None:
+            return
+        runtime, _ = Runtime.objects.get_or_create(space=space)
+        limit = space.memory_limit_mb or settings.RUN_MEMORY_MB
+        try:
+            container = docker_runtime.get(container_id)
+        except RuntimeBackendError:
+            container = None
+        reason = (
+            f"Memory limit exceeded: the app used more than its {limit} MB and was stopped (out of memory). "
+            "Make it use less memory, or ask the operator for a higher limit; then restart it."
+        )
+        self.fail(space, runtime, target_of(space), container, reason)
+
     def crashed_for_good(self, container) -> bool:
         state = docker_runtime.state(container)
         return (

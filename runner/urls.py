@@ -4,7 +4,6 @@ from runner import views
 
 urlpatterns = [
     path("_runner/auth", views.forward_auth),
-    path("_runner/tls-ask", views.tls_ask),
     path("_runner/spaces/<str:owner>/<str:name>/rollback", views.rollback_form),
     re_path(r"^_runner/wake(?P<rest>/.*)?$", views.wake),
 ]

@@ -10,6 +10,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
 from runner import caddy, embed, notify
+from spacedock.health.models import Counter
 from spacedock.spaces.models import Build, Space
 
 WAKEABLE = ("SLEEPING", "STOPPED")
@@ -60,6 +61,7 @@ def wake(request, rest: str = ""):
             stage="APP_STARTING", stage_message="", last_request_at=timezone.now()
         )
         if woke:
+            Counter.bump("wakes")
             notify.poke()
         space.refresh_from_db()
     starting = space.stage in (
@@ -79,17 +81,6 @@ def wake(request, rest: str = ""):
     response["X-Spacedock-Wake"] = space.stage
     response["Cache-Control"] = "no-store"
     return response
-
-
-def tls_ask(request):
-    """Caddy asks before getting a certificate on demand: only for the platform and existing spaces."""
-    domain = request.GET.get("domain", "").lower()
-    if domain == settings.DOMAIN:
-        return HttpResponse("ok")
-    suffix = "." + settings.SPACES_DOMAIN
-    if domain.endswith(suffix) and Space.objects.filter(subdomain=domain[: -len(suffix)]).exists():
-        return HttpResponse("ok")
-    return HttpResponse("unknown domain", status=404)
 
 
 @login_required

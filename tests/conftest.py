@@ -205,6 +205,8 @@ def worker(server, tmp_path_factory):
         for queue in ("builds", "celery"):
             if _queue_exists(conn, queue):
                 conn.default_channel.queue_purge(queue)
+    for leftover in settings.BUILD_TMP_DIR.glob("build-*"):  # of runs killed before they cleaned up
+        shutil.rmtree(leftover, ignore_errors=True)
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

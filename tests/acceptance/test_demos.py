@@ -27,8 +27,11 @@ from django.conf import settings
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from builder.docker_build import LABEL_INSTANCE
 from tests.conftest import ROOT, Repo, process_env, wait_until
+from tests.runner_fixtures import runner_env
+
+# gradio_client follows the absolute *.localhost URLs the apps hand back.
+pytestmark = pytest.mark.usefixtures("resolve_localhost")
 
 DEMOS_DIR = Path(__file__).resolve().parent / "demos"
 DEMOS = sorted(p.name for p in DEMOS_DIR.iterdir() if (p / "README.md").is_file())
@@ -122,50 +125,46 @@ def demos(server, worker, django_db_blocker, tmp_path_factory) -> dict[str, Demo
 
 
 @pytest.fixture(scope="module")
-def reach(demos, docker_client):
-    """reach(name) -> the URL at which a visitor uses that demo.
+def reach(demos, server, proxy, tmp_path_factory, django_db_blocker):
+    """reach(name) -> the URL at which a visitor uses that demo: its subdomain, through Caddy.
 
-    Until the runner lands, this starts each built image as a container (with the space's
-    env, as the runner gives it, and the runner's hardening) published on 127.0.0.1, and
-    returns its address. With the runner merged, this is the one place to change: wait for
-    `GET /api/spaces/demo/<name>/runtime` to say RUNNING, and return
-    `http://<subdomain>.localhost:<caddy port>` (with `*.localhost` mapped to 127.0.0.1).
+    The real `./manage.py runner` process runs every built demo, as `make up` runs it.
     """
-    started: dict[str, str] = {}
-    containers = []
-
-    def start(demo: Demo) -> str:
-        assert demo.state == "succeeded", f"{demo.name}: {demo.state}: {demo.error}\n{demo.log[-3000:]}"
-        container = docker_client.containers.run(
-            demo.image,
-            detach=True,
-            name=f"{settings.INSTANCE}-acceptance-{demo.name}-{uuid.uuid4().hex[:6]}",
-            environment=demo.env,
-            ports={f"{demo.port}/tcp": ("127.0.0.1", None)},
-            labels={LABEL_INSTANCE: settings.INSTANCE, "spacedock.acceptance": demo.name},
-            user="1000",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mem_limit="1g",
-            pids_limit=512,
-        )
-        containers.append(container)
-        container.reload()
-        host_port = container.attrs["NetworkSettings"]["Ports"][f"{demo.port}/tcp"][0]["HostPort"]
-        return f"http://127.0.0.1:{host_port}"
+    log = tmp_path_factory.mktemp("runner") / "runner.log"
+    with open(log, "ab") as out:
+        runner = subprocess.Popen(
+            [sys.executable, "manage.py", "runner"], cwd=ROOT, env=runner_env(proxy),
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
     def reach(name: str) -> str:
-        if not started:  # start them all at once: twelve apps boot side by side
-            for demo in demos.values():
-                if demo.state == "succeeded":
-                    started[demo.name] = start(demo)
-        url = started.get(name) or start(demos[name])
-        wait_until(_answers(url), START_SECONDS, f"the {name} demo to answer at {url}")
+        demo = demos[name]
+        assert demo.state == "succeeded", f"{demo.name}: {demo.state}: {demo.error}\n{demo.log[-3000:]}"
+
+        def stage():
+            runtime = server.api(f"spaces/{OWNER}/{name}/runtime").json()
+            assert runtime["stage"] != "RUNTIME_ERROR", f"{name}: {runtime['errorMessage']}"
+            return runtime["stage"] == "RUNNING"
+
+        wait_until(stage, START_SECONDS, f"the {name} demo to run (runner log: {log})")
+        subdomain = server.api(f"spaces/{OWNER}/{name}").json()["subdomain"]
+        url = f"http://{subdomain}.localhost:{proxy.port}"
+        wait_until(_answers(url), 60, f"the {name} demo to answer at {url}")
         return url
 
     yield reach
-    for container in containers:
-        container.remove(force=True)
+    # Retire the demos before the runner goes: nothing of theirs may outlive the suite.
+    with django_db_blocker.unblock():
+        from spacedock.spaces.models import Space
+
+        Space.objects.filter(owner__username=OWNER).update(paused=True)
+        wait_until(
+            lambda: not Space.objects.filter(owner__username=OWNER).exclude(container_id="").exists(),
+            120,
+            "the demos' containers to stop",
+        )
+    runner.terminate()
+    runner.wait(60)
 
 
 def _answers(url: str):

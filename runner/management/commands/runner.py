@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 from runner import caddy, docker_runtime, notify
 from runner.docker_runtime import RuntimeBackendError
 from runner.reconcile import Runner
+from spacedock.health.checks import runner_heartbeat_path
 
 log = logging.getLogger("runner")
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, interval: float, **options):
         runner = Runner()
         wake = threading.Event()
+        heartbeat = runner_heartbeat_path()
 
         def on_term(signum, frame):
             log.info("runner: signal %s, stopping after the current pass", signum)
@@ -43,6 +45,8 @@ class Command(BaseCommand):
         while not runner.stopping.is_set():
             try:
                 runner.tick()
+                heartbeat.parent.mkdir(parents=True, exist_ok=True)
+                heartbeat.touch()  # what `./manage.py healthcheck runner` reads
             except (RuntimeBackendError, caddy.CaddyError) as exc:
                 log.warning("runner: %s (trying again)", exc)
             except Exception:
@@ -57,6 +61,10 @@ class Command(BaseCommand):
         while not runner.stopping.is_set():
             try:
                 for event in docker_runtime.events(runner.stopping):
+                    if event.get("status") == "oom":
+                        labels = event.get("Actor", {}).get("Attributes", {})
+                        if space_id := labels.get(docker_runtime.LABEL_SPACE):
+                            runner.out_of_memory(int(space_id), event["id"])
                     if event.get("status") in ("die", "stop", "start", "destroy", "oom"):
                         wake.set()
             except RuntimeBackendError:
