@@ -36,7 +36,7 @@ from spacedock.spaces.models import Space, trending_points  # noqa: E402
 SPACES = 10_000
 OWNERS = 500
 RUNS = 60
-TARGET_MS = 100  # server time of one gallery page, median
+TARGET_MS = 150  # the web issue: p95 of a gallery page under 150 ms on this machine
 WORDS = "chat image sound text video detect translate summarise speech paint music code math map".split()
 COLORS = ["red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"]
 STAGES = ["RUNNING"] * 6 + ["SLEEPING"] * 3 + ["BUILD_ERROR", "PAUSED"]
@@ -112,8 +112,8 @@ def main() -> None:
     for label, url in cases:
         median, p95, queries = measure(client, url)
         print(f"{label:<42}{median:>10.1f}{p95:>10.1f}{queries:>9}")
-        figures.append({"name": f"{label} (ms, median)", "value": median, "target": f"< {TARGET_MS}"})
-        figures.append({"name": f"{label} (ms, p95)", "value": p95})
+        figures.append({"name": f"{label} (ms, median)", "value": median})
+        figures.append({"name": f"{label} (ms, p95)", "value": p95, "target": f"< {TARGET_MS}"})
     counts = {}
     for size in (1, 24, 96):
         with CaptureQueriesContext(connection) as queries:
@@ -126,7 +126,7 @@ def main() -> None:
     # The last line is the result for bench/run_all.py (see bench/README.md).
     note = (
         f"{Space.objects.count()} spaces on {connection.vendor}, {RUNS} runs per page, time inside Django. "
-        f"Target: a gallery page under {TARGET_MS} ms, and queries that do not grow with the page size."
+        f"Target: p95 of a gallery page under {TARGET_MS} ms, and queries that do not grow with the page size."
     )
     print(json.dumps({"benchmark": "gallery", "figures": figures, "note": note}))
 
