@@ -126,7 +126,7 @@ def main() -> None:
     # The last line is the result for bench/run_all.py (see bench/README.md).
     note = (
         f"{Space.objects.count()} spaces on {connection.vendor}, {RUNS} runs per page, time inside Django. "
-        f"Target: p95 of a gallery page under {TARGET_MS} ms, and queries that do not grow with the page size."
+        f"Target: p95 of a gallery page under {TARGET_MS} ms; queries do not grow with the page size."
     )
     print(json.dumps({"benchmark": "gallery", "figures": figures, "note": note}))
 
