@@ -30,8 +30,10 @@ from PIL import Image
 from tests.conftest import ROOT, Repo, process_env, wait_until
 from tests.runner_fixtures import runner_env
 
-# gradio_client follows the absolute *.localhost URLs the apps hand back.
-pytestmark = pytest.mark.usefixtures("resolve_localhost")
+# gradio_client follows the absolute *.localhost URLs the apps hand back. Every test carries the
+# database mark: pytest-django runs marked tests first, and a mark on some only would split the
+# module (and build the demos twice).
+pytestmark = [pytest.mark.usefixtures("resolve_localhost"), pytest.mark.django_db]
 
 DEMOS_DIR = Path(__file__).resolve().parent / "demos"
 DEMOS = sorted(p.name for p in DEMOS_DIR.iterdir() if (p / "README.md").is_file())
@@ -137,16 +139,18 @@ def reach(demos, server, proxy, tmp_path_factory, django_db_blocker):
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
+    def running(name: str) -> bool:
+        runtime = server.api(f"spaces/{OWNER}/{name}/runtime").json()
+        assert runtime["stage"] != "RUNTIME_ERROR", f"{name}: {runtime['errorMessage']}"
+        return runtime["stage"] == "RUNNING"
+
     def reach(name: str) -> str:
         demo = demos[name]
         assert demo.state == "succeeded", f"{demo.name}: {demo.state}: {demo.error}\n{demo.log[-3000:]}"
-
-        def stage():
-            runtime = server.api(f"spaces/{OWNER}/{name}/runtime").json()
-            assert runtime["stage"] != "RUNTIME_ERROR", f"{name}: {runtime['errorMessage']}"
-            return runtime["stage"] == "RUNNING"
-
-        wait_until(stage, START_SECONDS, f"the {name} demo to run (runner log: {log})")
+        # All twelve start together; the tests begin once every one runs, so no deploy
+        # happens under a test's feet.
+        built = [n for n, d in demos.items() if d.state == "succeeded"]
+        wait_until(lambda: all(running(n) for n in built), START_SECONDS, f"the demos to run (log: {log})")
         subdomain = server.api(f"spaces/{OWNER}/{name}").json()["subdomain"]
         url = f"http://{subdomain}.localhost:{proxy.port}"
         wait_until(_answers(url), 60, f"the {name} demo to answer at {url}")
@@ -181,9 +185,6 @@ def client(url: str) -> Client:
     return Client(url, verbose=False, download_files=str(Path(settings.DATA_DIR) / "downloads"))
 
 
-# The one test that asks for the database: pytest-django sets up the test database only for a
-# session with such a test, and `db` (unlike `live`) does not empty it afterwards.
-@pytest.mark.django_db
 def test_every_demo_builds(demos):
     failed = {n: f"{d.state}: {d.error}" for n, d in demos.items() if d.state != "succeeded"}
     assert not failed
