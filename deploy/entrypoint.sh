@@ -15,7 +15,8 @@ case "$1" in
     runner)
         exec python manage.py runner ;;
     caddy)
-        exec caddy run --config "${SPACEDOCK_CADDYFILE:-deploy/Caddyfile}" --adapter caddyfile ;;
+        # Admin API only; the runner loads every route and the TLS policy through it.
+        SPACEDOCK_CADDY_BIN="${SPACEDOCK_CADDY_BIN:-$(command -v caddy)}" exec python manage.py caddy ;;
     *)
         exec "$@" ;;
 esac

@@ -1,6 +1,7 @@
 """The production deploy: the compose file validates, the platform image builds from the offline
 base image and serves, and the Procfile (`make up`) runs the same processes natively."""
 
+import json
 import os
 import shutil
 import signal
@@ -58,17 +59,24 @@ def test_compose_file_validates_and_keeps_the_docker_socket_to_worker_and_runner
     )
     assert env["SPACEDOCK_DOMAIN"] != env["SPACES_DOMAIN"]
     assert not env["SPACES_DOMAIN"].endswith(env["SPACEDOCK_DOMAIN"])
-    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
-    assert "ask http://127.0.0.1:8000/tls/ask" in caddyfile and "on_demand" in caddyfile
+    compose_env = services["web"]["environment"]
+    assert compose_env["SPACEDOCK_LISTEN"] == ":443" and compose_env["SPACEDOCK_WEB_PORT"] == "8000"
 
 
-def test_caddyfile_is_valid_for_caddy():
-    caddy = Path(sys.executable).parent / "caddy"
+def test_production_caddy_config_is_valid_and_asks_the_platform(settings, tmp_path):
+    """What the runner loads into Caddy on a TLS host: on-demand certificates, asked of /tls/ask."""
+    from runner import caddy as runner_caddy
+
+    settings.TLS_MODE, settings.LISTEN, settings.WEB_PORT = "on-demand", ":443", 8000
+    settings.DOMAIN, settings.SPACES_DOMAIN = "dock.example.org", "spaces.example.net"
+    config = runner_caddy.config([])
+    permission = config["apps"]["tls"]["automation"]["on_demand"]["permission"]
+    assert permission["endpoint"] == "http://127.0.0.1:8000/tls/ask"
+    path = tmp_path / "caddy.json"
+    path.write_text(json.dumps(config))
     result = subprocess.run(
-        [str(caddy), "validate", "--config", "deploy/Caddyfile", "--adapter", "caddyfile"],
+        [str(Path(sys.executable).parent / "caddy"), "validate", "--config", str(path)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "SPACEDOCK_DOMAIN": "dock.example.org", "SPACES_DOMAIN": "spaces.example.net",
-             "SPACEDOCK_ACME_EMAIL": "ops@example.org"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Valid configuration" in result.stdout + result.stderr
