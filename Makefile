@@ -3,9 +3,10 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-export SPACEDOCK_PORT ?= 8080
-# gunicorn listens here, behind Caddy on SPACEDOCK_PORT.
-export SPACEDOCK_WEB_PORT ?= $(shell echo $$(( $(SPACEDOCK_PORT) + 1 )))
+# `make up` serves on SPACEDOCK_PORT (8080), gunicorn behind Caddy on SPACEDOCK_WEB_PORT (port + 1);
+# exported for `up` only: the suite picks free ports of its own.
+up: export SPACEDOCK_PORT ?= 8080
+up: export SPACEDOCK_WEB_PORT ?= $(shell echo $$(( $${SPACEDOCK_PORT:-8080} + 1 )))
 
 .PHONY: up test lint format docker base-image install install-dev migrate bench browser compose
 

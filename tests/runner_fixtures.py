@@ -179,12 +179,15 @@ def proxy(server, tmp_path_factory) -> Proxy:
     settings.LISTEN = f"127.0.0.1:{port}"
     settings.WEB_PORT = server.port
     settings.CADDY_ACCESS_LOG = work / "access.log"
-    proc = start_caddy(admin, work / "caddy.log")
+    the_proxy = Proxy(
+        port=port, admin=admin, access_log=work / "access.log", proc=start_caddy(admin, work / "caddy.log")
+    )
     try:
-        yield Proxy(port=port, admin=admin, access_log=work / "access.log", proc=proc)
+        yield the_proxy
     finally:
-        proc.terminate()
-        proc.wait(10)
+        # A test may have killed Caddy and started another: stop the one running now.
+        the_proxy.proc.terminate()
+        the_proxy.proc.wait(10)
 
 
 def runner_env(proxy: Proxy) -> dict:
