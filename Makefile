@@ -3,10 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-# `make up` serves on SPACEDOCK_PORT (8080), gunicorn behind Caddy on SPACEDOCK_WEB_PORT (port + 1);
-# exported for `up` only: the suite picks free ports of its own.
-up: export SPACEDOCK_PORT ?= 8080
-up: export SPACEDOCK_WEB_PORT ?= $(shell echo $$(( $${SPACEDOCK_PORT:-8080} + 1 )))
+# `make up` serves on SPACEDOCK_PORT (default 8080) and runs gunicorn behind Caddy on
+# SPACEDOCK_WEB_PORT (default port + 1); see the Procfile. The suite picks free ports of its own.
 
 .PHONY: up test lint format docker base-image install install-dev migrate bench browser compose
 
