@@ -91,8 +91,8 @@ def answers(url: str, host: str | None = None, text: str | None = None) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6)
     opts = parser.parse_args()
     database_for_bench()
     work = Path(tempfile.mkdtemp(prefix="bench-work-"))
