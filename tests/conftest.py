@@ -247,14 +247,14 @@ def _wait_for_log(log: Path, text: str, proc: subprocess.Popen, seconds: float =
     raise RuntimeError(f"{text!r} did not appear in {log} within {seconds} s")
 
 
-def wait_until(check, seconds: float, what: str, every: float = 0.25):
-    """Polls check() until it returns something true; fails with `what` when time runs out."""
+def wait_until(check, seconds: float, what, every: float = 0.25):
+    """Polls check() until it returns something true; fails with `what` (or what()) when time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if result := check():
             return result
         time.sleep(every)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+    raise AssertionError(f"timed out after {seconds} s waiting for {what() if callable(what) else what}")
 
 
 @pytest.fixture(scope="session")

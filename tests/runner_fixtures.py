@@ -24,7 +24,7 @@ from django.contrib.auth.models import User
 from runner import caddy
 from runner.reconcile import Runner
 from spacedock.spaces.models import Build, Space
-from tests.conftest import ROOT, free_port, process_env
+from tests.conftest import ROOT, free_port, process_env, wait_until
 
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
 
@@ -267,13 +267,9 @@ def publish(space: Space, image: str) -> Space:
     return space
 
 
-def wait_for(condition, seconds: float = 60, every: float = 0.25, what: str = "condition"):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what() if callable(what) else what} not reached within {seconds} s")
+def wait_for(condition, seconds: float = 60, every: float = 0.25, what="condition"):
+    """conftest's wait_until, with the argument order the runner's tests use."""
+    return wait_until(condition, seconds, what, every)
 
 
 def docker_ids(space_id: int) -> list[str]:
