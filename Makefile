@@ -6,7 +6,7 @@ PYTHON ?= python3
 # `make up` serves on SPACEDOCK_PORT (default 8080) and runs gunicorn behind Caddy on
 # SPACEDOCK_WEB_PORT (default port + 1); see the Procfile. The suite picks free ports of its own.
 
-.PHONY: up test lint format docker base-image install install-dev migrate bench browser compose
+.PHONY: up test lint format docker base-image install install-dev migrate bench browser compose wrk
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,5 +53,9 @@ compose:
 	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
 
 # Every benchmark in bench/, one after another; the report goes to bench/results/report.md.
-bench: install-dev base-image
+bench: install-dev base-image wrk
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# wrk drives the proxy benchmark's load: a Python client would take a core of its own.
+wrk:
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

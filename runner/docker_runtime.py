@@ -158,13 +158,19 @@ def get(container_id: str):
 
 
 def containers(space_id: int | None = None) -> list:
-    """This instance's space containers, running or not; never another instance's."""
-    filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}"]}
+    """This instance's space containers, running or not; never another instance's.
+
+    Space images carry the instance and space labels, so a container someone starts by hand
+    from one has them too; only `run` sets the generation, and that marks the runner's own.
+    """
+    filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", LABEL_GENERATION]}
     if space_id is not None:
         filters["label"].append(f"{LABEL_SPACE}={space_id}")
     with errors("listing containers"):
         found = client().containers.list(all=True, filters=filters)
-    return [c for c in found if c.labels.get(LABEL_INSTANCE) == settings.INSTANCE and LABEL_SPACE in c.labels]
+    return [
+        c for c in found if c.labels.get(LABEL_INSTANCE) == settings.INSTANCE and LABEL_GENERATION in c.labels
+    ]
 
 
 def stop(container_id: str, timeout: int = 10) -> None:

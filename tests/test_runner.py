@@ -157,6 +157,21 @@ def test_deploy_predict_isolate_redeploy_rollback(runner, proxy, images, server,
     assert Client(proxy.url(space), verbose=False).predict("Ada", api_name="/predict") == "Howdy, Ada!"
     assert docker_ids(space.pk) == [space.container_id[:12]]
 
+    # A container an operator starts by hand from the space's image carries the image's
+    # instance and space labels; the runner neither adopts nor removes it.
+    by_hand = subprocess.run(
+        [DOCKER, "run", "-d", "--label", f"spacedock.instance={settings.INSTANCE}",
+         "--label", f"spacedock.space={space.pk}", space.deployed_build.image, "sleep", "300"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        runner.converge()
+        assert inspect(by_hand)["State"]["Running"]
+        space.refresh_from_db()
+        assert space.stage == "RUNNING" and space.container_id != by_hand
+    finally:
+        subprocess.run([DOCKER, "rm", "-f", by_hand], capture_output=True)
+
     # A new version that crashes leaves the running one serving, and says why.
     serving = space.container_id
     space = publish(space, images.crashes)
