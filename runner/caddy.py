@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 WAKE_PREFIX = "/_runner/wake"
 AUTH_PATH = "/_runner/auth"
 ASK_PATH = "/tls/ask"  # spacedock.health answers it
+STREAM_CLOSE_DELAY = "24h"
 
 
 class CaddyError(Exception):
@@ -29,7 +30,13 @@ def _proxy(dial: str) -> dict:
     # Caddy flushes text/event-stream and unknown-length responses (Gradio's queue, build logs) as
     # they are written; flush_interval -1 would flush every other response too (2-3 % req/s here).
     # No timeouts and no body cap: Caddy's defaults have neither, and long runs and uploads need that.
-    return {"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}
+    # Every route change reloads the whole config, and Caddy closes upgraded connections (an app's
+    # websockets) at a reload unless told to wait: the old config keeps them until they end.
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": dial}],
+        "stream_close_delay": STREAM_CLOSE_DELAY,
+    }
 
 
 def _forward_auth() -> dict:
