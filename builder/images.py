@@ -137,9 +137,10 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         # The Hub hands variables to docker builds as build args and secrets as secret mounts.
         secrets_dir = workdir / "secrets"
         secrets_dir.mkdir(mode=0o700)
-        for variable in space.variables.all():
+        for number, variable in enumerate(space.variables.all()):
             if variable.is_secret:
-                path = secrets_dir / variable.key
+                # Named by position, never by the user's key: a key is no path.
+                path = secrets_dir / f"secret-{number}"
                 path.write_text(variable.value)
                 secrets[variable.key] = path
                 if len(variable.value) >= 4:

@@ -25,7 +25,7 @@ from spacedock.api.views import (
     with_api_errors,
 )
 from spacedock.spaces.gallery import filter_spaces
-from spacedock.spaces.models import Space, valid_name
+from spacedock.spaces.models import Space, check_variable_key, valid_name
 
 LIST_PAGE = 1000
 LIST_SORTS = {
@@ -72,6 +72,23 @@ def required(data: dict, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"'{key}' is required and must be a string")
     return value
+
+
+def env_entries(data: dict, field: str) -> dict[str, str]:
+    """A list of {"key", "value"} objects, every key checked before anything is stored."""
+    entries = data.get(field) or []
+    if not isinstance(entries, list):
+        raise ApiError(400, f'\'{field}\' must be a list of {{"key": ..., "value": ...}} objects')
+    checked = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ApiError(400, f"Each entry of '{field}' must be an object with 'key' and 'value'")
+        try:
+            key = check_variable_key(entry.get("key"))
+        except ValueError as exc:
+            raise ApiError(400, f"{field}: {exc}") from None
+        checked[key] = str(entry.get("value", ""))
+    return checked
 
 
 def list_item(space: Space, full: bool) -> dict:
@@ -184,15 +201,14 @@ def duplicate_space(request, owner: str, name: str):
         raise ApiError(409, f"You already have a space named {user.username}/{to_name}")
     visibility = data.get("visibility")
     private = None if visibility is None else visibility != "public"
-    secrets = {}
-    for entry in data.get("secrets") or []:
-        secrets[required(entry, "key")] = str(entry.get("value", ""))
+    secrets = env_entries(data, "secrets")
+    variables = env_entries(data, "variables")
     try:
         copy = source.duplicate(user, to_name, private=private, secrets=secrets)
     except IntegrityError:
         raise ApiError(409, f"You already have a space named {user.username}/{to_name}") from None
-    for entry in data.get("variables") or []:
-        copy.set_variable(required(entry, "key"), str(entry.get("value", "")))
+    for key, value in variables.items():
+        copy.set_variable(key, value)
     if isinstance(data.get("sleepTimeSeconds"), int):
         Space.objects.filter(pk=copy.pk).update(sleep_time=data["sleepTimeSeconds"])
     # The client checks that the URL is on the host it called.

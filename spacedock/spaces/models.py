@@ -63,8 +63,24 @@ def trending_points(weight: float, at=None) -> float:
     return weight * math.pow(2.0, seconds / TRENDING_HALF_LIFE)
 
 
-ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+# A variable's key becomes an environment variable name and a BuildKit secret id, so it
+# must never hold a path separator, a dot, a comma or an "=". The database enforces the
+# same rule (Variable.Meta), so no code path can store a key that skipped this check.
+ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+ENV_KEY_RE = re.compile(ENV_KEY_PATTERN)
 RESERVED_ENV = ("SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE", "SPACE_HOST", "SYSTEM")
+
+
+def check_variable_key(key: object) -> str:
+    """The key, when it may name a variable or secret; else ValueError saying what to use."""
+    if not isinstance(key, str) or not ENV_KEY_RE.fullmatch(key):
+        raise ValueError(
+            f"{str(key)[:100]!r} is not a valid variable name: use letters, digits and _, "
+            "not starting with a digit, at most 100 characters"
+        )
+    if key in RESERVED_ENV:
+        raise ValueError(f"{key} is set by Spacedock itself and cannot be overridden")
+    return key
 
 
 class Space(models.Model):
@@ -273,13 +289,7 @@ class Space(models.Model):
 
     def set_variable(self, key: str, value: str, *, secret: bool = False, description: str = "") -> None:
         """Adds or replaces a variable or secret; the container restarts with it, as on the Hub."""
-        key = key.strip()
-        if not ENV_KEY_RE.fullmatch(key):
-            raise ValueError(
-                f"{key!r} is not a valid variable name: use letters, digits and _, not starting with a digit"
-            )
-        if key in RESERVED_ENV:
-            raise ValueError(f"{key} is set by Spacedock itself and cannot be overridden")
+        key = check_variable_key(key.strip())
         Variable.objects.update_or_create(
             space=self,
             key=key,
@@ -305,6 +315,8 @@ class Space(models.Model):
         as the Hub does: a secret's value never travels to someone else's space."""
         if not valid_name(name):
             raise ValueError(f"{name!r} is not a valid space name")
+        for key in secrets or {}:
+            check_variable_key(key)
         visibility = self.visibility if private is None else ("private" if private else "public")
         copy = Space.create(to_owner, name, visibility=visibility, sleep_time=self.sleep_time)
         try:
@@ -533,7 +545,13 @@ class Variable(models.Model):
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["space", "key"], name="unique_variable_per_space")]
+        constraints = [
+            models.UniqueConstraint(fields=["space", "key"], name="unique_variable_per_space"),
+            models.CheckConstraint(
+                condition=models.Q(key__regex=ENV_KEY_PATTERN) & ~models.Q(key__in=sorted(RESERVED_ENV)),
+                name="variable_key_is_env_name",
+            ),
+        ]
 
 
 class Like(models.Model):
