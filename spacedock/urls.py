@@ -13,4 +13,4 @@ urlpatterns = [
     path("", include("spacedock.spaces.urls")),
 ]
 
-urlpatterns.insert(0, path("", include("runner.urls")))
+urlpatterns.insert(0, path("", include("spacedock.proxy.urls")))

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from runner.embed import space_embed_url
+from spacedock.proxy.access import space_embed_url
 from spacedock.spaces.models import Build, Space
 
 

@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
-from runner import caddy, embed, notify
+from runner import caddy, notify
 from spacedock.health.models import Counter
+from spacedock.proxy import access
 from spacedock.spaces.models import Build, Space
 
 WAKEABLE = ("SLEEPING", "STOPPED")
@@ -28,14 +29,14 @@ def _gate(request, space: Space, uri: str) -> HttpResponse | None:
     """None when the visitor may go on; else the answer that sends them away (or sets the cookie)."""
     if not space.is_private:
         return None
-    verdict, detail = embed.decide(request, space, uri)
+    verdict, detail = access.decide(request, space, uri)
     if verdict == "allow":
         return None
     if verdict == "redirect":
         response = HttpResponseRedirect(detail)
-        embed.set_cookie(response, request, space)
+        access.set_cookie(response, request, space)
         return response
-    response = render(request, "runner/private.html", {"space": space, "why": detail}, status=403)
+    response = render(request, "proxy/private.html", {"space": space, "why": detail}, status=403)
     return response
 
 
@@ -52,7 +53,7 @@ def wake(request, rest: str = ""):
     """Every request to a subdomain whose app is not serving: wake it, or say why it cannot serve."""
     space = space_for_host(request)
     if space is None:
-        return render(request, "runner/missing.html", {"host": request.get_host()}, status=404)
+        return render(request, "proxy/missing.html", {"host": request.get_host()}, status=404)
     uri = request.get_full_path()[len(caddy.WAKE_PREFIX) :] or "/"
     if denied := _gate(request, space, uri):
         return denied
@@ -76,7 +77,7 @@ def wake(request, rest: str = ""):
         response = JsonResponse(state)
     else:
         context = {"space": space, "state": state, "site_url": settings.SITE_URL}
-        response = render(request, "runner/wake.html", context, status=503)
+        response = render(request, "proxy/wake.html", context, status=503)
         response["Retry-After"] = "2"
     response["X-Spacedock-Wake"] = space.stage
     response["Cache-Control"] = "no-store"

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from runner import views
+from spacedock.proxy import views
 
 urlpatterns = [
     path("_runner/auth", views.forward_auth),
