@@ -7,9 +7,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from runner import notify
 from spacedock.accounts.auth import token_from_request
 from spacedock.api.views import api_error, readable_space, runtime_json, with_api_errors
+from spacedock.spaces import notify
 from spacedock.spaces.models import Space
 
 

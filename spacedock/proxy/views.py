@@ -9,9 +9,10 @@ from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
-from runner import caddy, notify
+from runner import caddy
 from spacedock.health.models import Counter
 from spacedock.proxy import access
+from spacedock.spaces import notify
 from spacedock.spaces.models import Build, Space
 
 WAKEABLE = ("SLEEPING", "STOPPED")
