@@ -18,11 +18,11 @@ urlpatterns = [
     path("whoami-v2", views_hub.whoami),
 ]
 
-from spacedock.api import runtime_views  # noqa: E402
+from spacedock.api import views_runtime  # noqa: E402
 
 urlpatterns += [
-    path("spaces/<str:owner>/<str:name>/restart", runtime_views.restart),
-    path("spaces/<str:owner>/<str:name>/pause", runtime_views.pause),
-    path("spaces/<str:owner>/<str:name>/sleeptime", runtime_views.sleeptime),
-    path("spaces/<str:owner>/<str:name>/rollback", runtime_views.rollback),
+    path("spaces/<str:owner>/<str:name>/restart", views_runtime.restart),
+    path("spaces/<str:owner>/<str:name>/pause", views_runtime.pause),
+    path("spaces/<str:owner>/<str:name>/sleeptime", views_runtime.sleeptime),
+    path("spaces/<str:owner>/<str:name>/rollback", views_runtime.rollback),
 ]
