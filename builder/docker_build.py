@@ -66,13 +66,6 @@ def image_exists(tag: str) -> bool:
         raise BuildError(f"Docker could not look up image {tag}: {exc.explanation}") from None
 
 
-def image_layers(tag: str) -> list[str]:
-    try:
-        return client().images.get(tag).attrs["RootFS"]["Layers"]
-    except docker.errors.DockerException as exc:
-        raise BuildError(f"Docker could not inspect image {tag}: {exc}") from None
-
-
 def image_id(tag: str) -> str:
     try:
         return client().images.get(tag).id

@@ -424,9 +424,6 @@ class Build(models.Model):
             return (self.finished - self.started).total_seconds()
         return None
 
-    def log(self, text: str) -> None:
-        BuildLogLine.append(self, text)
-
     def start(self) -> bool:
         """queued -> building; False when the build was cancelled before a worker took it."""
         now = timezone.now()
