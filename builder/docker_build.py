@@ -22,11 +22,7 @@ import docker
 import docker.errors
 from django.conf import settings
 
-LABEL_INSTANCE = "spacedock.instance"
-LABEL_SPACE = "spacedock.space"
-LABEL_BUILD = "spacedock.build"
-LABEL_COMMIT = "spacedock.commit"
-LABEL_SDK = "spacedock.sdk"
+from spacedock.labels import LABEL_INSTANCE, LABEL_SPACE
 
 
 class BuildError(Exception):

@@ -10,6 +10,7 @@ from django.conf import settings
 from builder import docker_build, dockerfiles
 from builder.buildlog import BuildLog
 from spacedock.gitserver import repo as gitrepo
+from spacedock.labels import LABEL_BUILD, LABEL_COMMIT, LABEL_INSTANCE, LABEL_SDK, LABEL_SPACE
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.models import Build, Space
 
@@ -75,7 +76,7 @@ def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: 
                 context,
                 context / "Dockerfile",
                 tag,
-                labels={docker_build.LABEL_SDK: f"gradio-{version}"},
+                labels={LABEL_SDK: f"gradio-{version}"},
                 secrets=pip_secrets(workdir),
                 deadline=deadline,
                 on_line=buildlog.write,
@@ -117,10 +118,10 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
 
     files = {p.name for p in context.iterdir() if p.is_file()}
     labels = {
-        docker_build.LABEL_INSTANCE: settings.INSTANCE,
-        docker_build.LABEL_SPACE: str(space.pk),
-        docker_build.LABEL_BUILD: str(build.pk),
-        docker_build.LABEL_COMMIT: sha,
+        LABEL_INSTANCE: settings.INSTANCE,
+        LABEL_SPACE: str(space.pk),
+        LABEL_BUILD: str(build.pk),
+        LABEL_COMMIT: sha,
     }
     secrets = pip_secrets(workdir)
     build_args: dict[str, str] = {}

@@ -16,6 +16,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from spacedock.accounts.auth import BadCredentials, token_from_request
+from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def _ask_for_token(message: str) -> HttpResponse:
 def _how_to_push(owner: str, name: str) -> str:
     return (
         f"Push with a write token: git push http://<user>:<token>@{settings.DOMAIN}"
-        f"{settings.PORT_SUFFIX}/spaces/{owner}/{name} main\n"
+        f"{settings.PORT_SUFFIX}/spaces/{owner}/{name} {DEFAULT_BRANCH}\n"
         "Make a token on your account page, or with: ./manage.py issue_token <user>"
     )
 

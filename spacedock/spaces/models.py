@@ -10,10 +10,10 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from spacedock.gitserver import repo as gitrepo
+from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-DEFAULT_BRANCH = "main"
 
 # The Hugging Face Hub's stage names: what the runtime API and the pages show.
 STAGES = (
