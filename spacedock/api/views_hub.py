@@ -25,7 +25,7 @@ from spacedock.api.views import (
     with_api_errors,
 )
 from spacedock.spaces.gallery import filter_spaces
-from spacedock.spaces.models import Space, check_variable_key, valid_name
+from spacedock.spaces.models import Space, check_sleep_time, check_variable_key, valid_name
 
 LIST_PAGE = 1000
 LIST_SORTS = {
@@ -203,14 +203,20 @@ def duplicate_space(request, owner: str, name: str):
     private = None if visibility is None else visibility != "public"
     secrets = env_entries(data, "secrets")
     variables = env_entries(data, "variables")
+    sleep_time = data.get("sleepTimeSeconds")
+    if sleep_time is not None:
+        try:
+            check_sleep_time(sleep_time)
+        except ValueError as exc:
+            raise ApiError(400, f"sleepTimeSeconds: {exc}") from None
     try:
         copy = source.duplicate(user, to_name, private=private, secrets=secrets)
     except IntegrityError:
         raise ApiError(409, f"You already have a space named {user.username}/{to_name}") from None
     for key, value in variables.items():
         copy.set_variable(key, value)
-    if isinstance(data.get("sleepTimeSeconds"), int):
-        Space.objects.filter(pk=copy.pk).update(sleep_time=data["sleepTimeSeconds"])
+    if sleep_time is not None:
+        copy.set_sleep_time(sleep_time)
     # The client checks that the URL is on the host it called.
     return JsonResponse({"url": request.build_absolute_uri(f"/spaces/{copy.full_name}")})
 

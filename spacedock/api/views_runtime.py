@@ -2,6 +2,7 @@
 
 import json
 
+from django.db import transaction
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -9,7 +10,6 @@ from django.views.decorators.http import require_POST
 
 from spacedock.accounts.auth import token_from_request
 from spacedock.api.views import api_error, readable_space, runtime_json, with_api_errors
-from spacedock.spaces import notify
 from spacedock.spaces.models import Space
 
 
@@ -33,9 +33,9 @@ def owner_action(view):
         space = readable_space(request, owner, name)
         if not space.can_write(user):
             return api_error(403, f"Only the owner of {space.full_name} can do that")
-        response = view(request, space)
-        notify.poke()
-        return response
+        # One transaction: the runner is nudged (Space methods, on commit) once every change is in.
+        with transaction.atomic():
+            return view(request, space)
 
     wrapper.__name__ = view.__name__
     return wrapper
@@ -72,10 +72,10 @@ def pause(request, space: Space):
 
 @owner_action
 def sleeptime(request, space: Space):
-    seconds = _body(request).get("seconds")
-    if not isinstance(seconds, int) or isinstance(seconds, bool) or (seconds < 60 and seconds != -1):
+    try:
+        space.set_sleep_time(_body(request).get("seconds"))
+    except ValueError:
         return api_error(400, 'Send {"seconds": N} with N at least 60, or -1 to never sleep')
-    Space.objects.filter(pk=space.pk).update(sleep_time=seconds)
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))
 

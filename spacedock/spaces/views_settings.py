@@ -81,8 +81,7 @@ def set_sleep_time(request, owner: str, name: str):
     if seconds not in dict(SLEEP_CHOICES):
         messages.error(request, "Pick one of the offered sleep times.")
         return back(space)
-    space.sleep_time = seconds
-    space.save(update_fields=["sleep_time"])
+    space.set_sleep_time(seconds)
     messages.success(request, f"Sleep time set to {dict(SLEEP_CHOICES)[seconds]}.")
     return back(space)
 
@@ -91,12 +90,12 @@ def set_sleep_time(request, owner: str, name: str):
 @require_POST
 def set_visibility(request, owner: str, name: str):
     space = owned(request, owner, name)
-    visibility = request.POST.get("visibility")
-    if visibility not in ("public", "private"):
-        messages.error(request, "Visibility is public or private.")
+    visibility = request.POST.get("visibility", "")
+    try:
+        space.set_visibility(visibility)
+    except ValueError as exc:
+        messages.error(request, str(exc))
         return back(space)
-    space.visibility = visibility
-    space.save(update_fields=["visibility"])
     messages.success(request, f"The space is now {visibility}.")
     return back(space)
 
