@@ -1,52 +1,40 @@
 """Runtime controls, shaped like the Hub's: restart (or factory rebuild), pause, sleep time, rollback."""
 
-import json
+from functools import wraps
 
 from django.db import transaction
 from django.http import JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from spacedock.accounts.auth import token_from_request
-from spacedock.api.views import api_error, readable_space, runtime_json, with_api_errors
+from spacedock.api.protocol import api_error, json_body, with_api_errors
+from spacedock.api.serializers import runtime_json
+from spacedock.spaces.access import space_owner, space_reader
 from spacedock.spaces.models import Space
 
 
+@with_api_errors
+@space_reader
+def space_runtime(request, space: Space):
+    return JsonResponse(runtime_json(space))
+
+
 def owner_action(view):
-    """Owner only; a token from scripts, or a browser session with its CSRF token."""
+    """A POST by the space's owner (spaces.access: a write token, or a session with its CSRF token).
+
+    One transaction: the runner is nudged (Space methods, on commit) once every change is in.
+    """
 
     @csrf_exempt
     @require_POST
     @with_api_errors
-    def wrapper(request, owner: str, name: str):
-        token = token_from_request(request)
-        if token is None and request.user.is_authenticated:
-            rejected = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
-            if rejected is not None:
-                return api_error(403, "CSRF check failed: send the csrftoken cookie's value as X-CSRFToken")
-        user = token.user if token else (request.user if request.user.is_authenticated else None)
-        if user is None:
-            return api_error(401, "Sign in or send an access token as Authorization: Bearer <token>")
-        if token is not None and token.scope != "write":
-            return api_error(403, "This token is read-only: use a write token")
-        space = readable_space(request, owner, name)
-        if not space.can_write(user):
-            return api_error(403, f"Only the owner of {space.full_name} can do that")
-        # One transaction: the runner is nudged (Space methods, on commit) once every change is in.
+    @space_owner
+    @wraps(view)
+    def wrapper(request, space: Space):
         with transaction.atomic():
             return view(request, space)
 
-    wrapper.__name__ = view.__name__
     return wrapper
-
-
-def _body(request) -> dict:
-    try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 @owner_action
@@ -73,7 +61,7 @@ def pause(request, space: Space):
 @owner_action
 def sleeptime(request, space: Space):
     try:
-        space.set_sleep_time(_body(request).get("seconds"))
+        space.set_sleep_time(json_body(request).get("seconds"))
     except ValueError:
         return api_error(400, 'Send {"seconds": N} with N at least 60, or -1 to never sleep')
     space.refresh_from_db()
@@ -82,9 +70,11 @@ def sleeptime(request, space: Space):
 
 @owner_action
 def rollback(request, space: Space):
-    build_id = _body(request).get("build")
+    build_id = str(json_body(request).get("build", ""))
     build = (
-        space.builds.filter(pk=build_id, state="succeeded").exclude(image="").first() if build_id else None
+        space.builds.filter(pk=build_id, state="succeeded").exclude(image="").first()
+        if build_id.isascii() and build_id.isdigit()
+        else None
     )
     if build is None:
         return api_error(400, 'Send {"build": <id>} naming a succeeded build of this space')
