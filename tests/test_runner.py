@@ -12,7 +12,7 @@ from gradio_client import Client
 from urllib3.util import Retry
 
 from spacedock.accounts.models import AccessToken
-from spacedock.proxy.access import space_embed_url
+from spacedock.spaces.embed import space_embed_url
 from spacedock.spaces.models import Space
 from tests.runner_fixtures import DOCKER, deployed, docker_ids, publish, runner_loop, wait_for
 

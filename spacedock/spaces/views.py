@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from spacedock.gitserver import repo as gitrepo
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import readable_space, space_owner, space_reader
-from spacedock.spaces.embed import app_url, embed_snippets, pinned_app_url, pinned_embed_page
+from spacedock.spaces.embed import embed_snippets, pinned_app_url, pinned_embed_page, space_embed_url
 from spacedock.spaces.gallery import SORTS, filter_spaces
 from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
 
@@ -78,7 +78,7 @@ def space_page(request, space: Space):
     space.record_visit()
     context = page_context(request, space, "app")
     context.update(
-        app_url=app_url(space, request.user),
+        app_url=space_embed_url(space, request.user),
         allow=ALLOW,
         readme=readme_html(space),
         # Sleeping and stopped spaces are served too: the runner's wake page starts them.
@@ -194,7 +194,7 @@ def embed(request, space: Space, sha: str = ""):
     """The page a paper's iframe loads: the app alone, unless the author disabled embedding."""
     if space.disable_embedding:
         return render(request, "spaces/embed.html", {"space": space, "disabled": True}, status=403)
-    build, url = None, app_url(space, request.user)
+    build, url = None, space_embed_url(space, request.user)
     if sha:
         build = space.builds.filter(commit_sha__startswith=sha, state="succeeded").first()
         if build is None or len(sha) < 7:
