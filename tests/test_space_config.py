@@ -49,7 +49,8 @@ text
     [
         ("# no front matter\n", "has no front matter"),
         ("---\nsdk: [gradio\n---\n", "not valid YAML at line 2"),
-        ("---\nsdk: streamlit\n---\n", "sdk 'streamlit' is not supported here"),
+        ("---\nsdk: streamlit\n---\n", "Run it as sdk: docker"),
+        ("---\nsdk: rocket\n---\n", "sdk 'rocket' is not supported here"),
         ("---\ntitle: x\n---\n", "has no 'sdk'"),
         ("---\nsdk: gradio\ncolorFrom: teal\n---\n", "colorFrom 'teal'"),
         ("---\nsdk: docker\napp_port: web\n---\n", "app_port 'web'"),
