@@ -230,7 +230,7 @@ def test_every_requirement_in_the_space_image_is_met(spaces, name):
         show = subprocess.run(
             [DOCKER, "run", "--rm", space.image, "pip", "show", "diffusers"], capture_output=True, text=True
         )
-        assert show.returncode == 0 and "Requires: " in show.stdout, show.stdout + show.stderr
+        assert "Name: diffusers" in show.stdout, show.stdout + show.stderr
 
 
 @pytest.mark.parametrize("name", VERSIONS)
