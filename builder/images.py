@@ -22,11 +22,12 @@ def image_tag(space: Space, sha: str) -> str:
 
 
 def sdk_image_tag(gradio_version: str) -> str:
-    # Named by what goes into it: a rebuilt base image or a changed recipe gets a fresh one.
-    recipe = docker_build.image_id(settings.BASE_IMAGE) + dockerfiles.sdk_dockerfile(
-        settings.BASE_IMAGE, gradio_version
-    )
-    return f"spacedock-sdk:gradio{gradio_version}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+    # Named by what goes into it: a rebuilt base image or a changed recipe (Dockerfile or the
+    # scripts it runs) gets a fresh one.
+    recipe = hashlib.sha256(docker_build.image_id(settings.BASE_IMAGE).encode())
+    for name, text in sorted(dockerfiles.sdk_context(settings.BASE_IMAGE, gradio_version).items()):
+        recipe.update(f"\0{name}\0{text}".encode())
+    return f"spacedock-sdk:gradio{gradio_version}-{recipe.hexdigest()[:12]}"
 
 
 def pip_secrets(workdir: Path) -> dict[str, Path]:
@@ -67,10 +68,11 @@ def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: 
         if docker_build.image_exists(tag):
             buildlog.write(f"==> Reusing the shared Gradio {version} image {tag}")
             return tag
-        buildlog.write(f"==> Building the shared Gradio {version} image (once; later spaces reuse it)")
+        buildlog.write(f"==> Building the shared Gradio {version} image {tag} (once; later spaces reuse it)")
         context = workdir / "sdk"
         context.mkdir()
-        (context / "Dockerfile").write_text(dockerfiles.sdk_dockerfile(settings.BASE_IMAGE, version))
+        for name, text in dockerfiles.sdk_context(settings.BASE_IMAGE, version).items():
+            (context / name).write_text(text)
         try:
             docker_build.build(
                 context,

@@ -63,6 +63,7 @@ def metric_lines(text: str) -> dict[str, float]:
     }
 
 
+@pytest.mark.fast
 def test_metrics_count_builds_durations_spaces_and_wakes(client, db):
     owner = User.objects.create(username="ada")
     running = Space.create(owner, "up", stage="RUNNING")
@@ -142,6 +143,7 @@ def test_healthcheck_runner_reads_the_runners_heartbeat(live):
     path.unlink()
 
 
+@pytest.mark.fast
 def test_tls_ask_allows_only_the_platform_and_existing_spaces(client, db, settings):
     settings.DOMAIN, settings.SPACES_DOMAIN = "dock.example.org", "spaces.example.net"
     owner = User.objects.create(username="ada")

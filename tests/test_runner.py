@@ -374,6 +374,7 @@ def test_runner_process_converges_after_kill_and_caddy_restart(
             subprocess.run([DOCKER, "rm", "-f", container_id], capture_output=True)
 
 
+@pytest.mark.fast
 def test_two_runners_never_hold_one_space(transactional_db):
     from datetime import timedelta
 
