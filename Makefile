@@ -33,7 +33,7 @@ migrate: install
 up: install base-image migrate
 	$(VENV)/bin/honcho start --procfile Procfile
 
-test: install-dev base-image browser compose
+test: install-dev base-image browser compose git-lfs
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Pure units and database-only tests: no Docker engine, base image or browser needed.
@@ -44,6 +44,10 @@ test-fast: install-dev
 # emoji font so screenshots show space cards as people see them.
 browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji)
+
+# The real git-lfs client for the Git LFS tests (the server itself needs no git-lfs).
+git-lfs:
+	command -v git-lfs >/dev/null || (apt-get update -qq && apt-get install -y -qq git-lfs)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

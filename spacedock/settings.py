@@ -60,6 +60,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("SPACEDOCK_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 REPOS_DIR = DATA_DIR / "repos"
+# Git LFS objects, content-addressed and shared by the install: "local" keeps them in LFS_DIR.
+LFS_STORAGE = envstr("SPACEDOCK_LFS_STORAGE", "local")
+if LFS_STORAGE != "local":
+    raise ImproperlyConfigured(f"SPACEDOCK_LFS_STORAGE={LFS_STORAGE!r}: only 'local' is built")
+LFS_DIR = Path(envstr("SPACEDOCK_LFS_DIR", str(DATA_DIR / "lfs")))
+# Seconds an LFS transfer link handed out by the batch API stays valid.
+LFS_LINK_MAX_AGE = envint("SPACEDOCK_LFS_LINK_MAX_AGE", "3600")
 
 
 def _secret_key() -> str:

@@ -1,5 +1,7 @@
 from django.urls import include, path, re_path
 
+from spacedock.api import views_files
+from spacedock.gitserver import views_lfs
 from spacedock.gitserver.views import smart_http
 
 urlpatterns = [
@@ -9,6 +11,15 @@ urlpatterns = [
     re_path(
         r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/(?P<action>info/refs|git-upload-pack|git-receive-pack)$",
         smart_http,
+    ),
+    re_path(r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/info/lfs/objects/batch$", views_lfs.batch),
+    re_path(
+        r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/info/lfs/objects/(?P<oid>[0-9a-f]{64})$",
+        views_lfs.transfer,
+    ),
+    re_path(r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/info/lfs/verify$", views_lfs.verify),
+    re_path(
+        r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$", views_files.resolve
     ),
     path("", include("spacedock.accounts.urls")),
     path("", include("spacedock.spaces.urls")),

@@ -1,5 +1,6 @@
 """The bare repositories on disk, one per space."""
 
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -63,14 +64,48 @@ def export(path: Path, sha: str, dest: Path) -> list[str]:
             skipped.append(f"left out {member.name}: {exc}")
             return None
 
+    # Pointers are exported as they are and filled below: a git-lfs installed on the host
+    # (its smudge filter in the global config) must not run, or try to download, here.
+    no_lfs_filter = [
+        "-c",
+        "filter.lfs.process=",
+        "-c",
+        "filter.lfs.smudge=cat",
+        "-c",
+        "filter.lfs.required=false",
+    ]
     archive = subprocess.Popen(
-        ["git", f"--git-dir={path}", "archive", "--format=tar", sha], stdout=subprocess.PIPE
+        ["git", *no_lfs_filter, f"--git-dir={path}", "archive", "--format=tar", sha], stdout=subprocess.PIPE
     )
     with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
         tar.extractall(dest, filter=only_inside)
     if archive.wait() != 0:
         raise ValueError(f"git archive of {sha} failed")
-    return skipped
+    return skipped + _fill_lfs_pointers(path, sha, dest)
+
+
+def _fill_lfs_pointers(path: Path, sha: str, dest: Path) -> list[str]:
+    """Puts each Git LFS object where its pointer file was exported.
+
+    The pre-receive hook let no pointer in without its object, so a missing one is a lost
+    object (a warning, the pointer stays), not a user's mistake.
+    """
+    from spacedock.gitserver import lfs_storage
+    from spacedock.gitserver.lfs import pointers_in_commit
+
+    warnings = []
+    for pointer in pointers_in_commit(path, sha):
+        target = dest / pointer.path
+        if not target.is_file() or target.is_symlink():
+            continue  # left out above
+        if not lfs_storage.has(pointer.oid, pointer.size):
+            warnings.append(
+                f"Git LFS object of {pointer.path} ({pointer.oid[:12]}) is missing: kept the pointer"
+            )
+            continue
+        with lfs_storage.open_object(pointer.oid) as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+    return warnings
 
 
 def list_files(path: Path, sha: str) -> list[str]:
@@ -96,3 +131,28 @@ def tree_entries(path: Path, sha: str, folder: str = "") -> list[tuple[str, str,
         return None
     entries = [(item.name, item.type, item.size if item.type == "blob" else 0) for item in tree]
     return sorted(entries, key=lambda e: (e[1] != "tree", e[0].lower()))
+
+
+def resolve(path: Path, rev: str) -> str | None:
+    """The commit a branch, tag or sha names; None when it names none."""
+    if not rev or rev.startswith("-") or not (path / "HEAD").exists():
+        return None
+    result = subprocess.run(
+        ["git", f"--git-dir={path}", "rev-parse", "--verify", "--quiet", "--end-of-options",
+         f"{rev}^{{commit}}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return result.stdout.strip() or None
+
+
+def blob_info(path: Path, sha: str, file: str) -> tuple[str, int] | None:
+    """(blob sha, size) of a file in a commit; None when it is not a file there."""
+    blob = _blob(path, sha, file)
+    if blob is None or blob.type != "blob":
+        return None
+    return blob.hexsha, blob.size
+
+
+def open_blob(path: Path, sha: str, file: str):
+    """A stream of a file's bytes in a commit (the pointer, for an LFS file)."""
+    return _blob(path, sha, file).data_stream

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from spacedock.celery import app as celery_app
 from spacedock.gitserver import repo as gitrepo
+from spacedock.gitserver.models import LfsObject
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces import notify
@@ -356,6 +357,7 @@ class Space(models.Model):
                      "refs/heads/*:refs/heads/*"],
                     check=True, capture_output=True,
                 )  # fmt: skip
+            LfsObject.copy_references(self, copy)
             for var in self.variables.filter(is_secret=False):
                 Variable.objects.create(space=copy, key=var.key, value=var.value, description=var.description)
             for key, value in (secrets or {}).items():

@@ -12,6 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
 from spacedock.gitserver import repo as gitrepo
+from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import readable_space, space_owner, space_reader
 from spacedock.spaces.embed import embed_snippets, pinned_app_url, pinned_embed_page, space_embed_url
@@ -98,13 +99,19 @@ def space_files(request, space: Space, path: str = ""):
         return render(request, "spaces/files.html", context)
     entries = gitrepo.tree_entries(space.repo_path, space.head_sha, path)
     if entries is not None:
-        context["entries"] = [
-            {"name": n, "kind": k, "size": s, "path": f"{path}/{n}".lstrip("/")} for n, k, s in entries
-        ]
+        context["entries"] = []
+        for n, k, s in entries:
+            entry = {"name": n, "kind": k, "size": s, "path": f"{path}/{n}".lstrip("/")}
+            if k == "blob" and (pointer := lfs_pointer_of(space, space.head_sha, entry["path"])):
+                entry.update(size=pointer[1], lfs=True)
+            context["entries"].append(entry)
         return render(request, "spaces/files.html", context)
     data = gitrepo.read_file(space.repo_path, space.head_sha, path)
     if data is None:
         raise Http404
+    if pointer := lfs_pointer_of(space, space.head_sha, path):
+        context.update(size=pointer[1], lfs=True, binary=True)
+        return render(request, "spaces/files.html", context)
     context["size"] = len(data)
     if b"\0" in data[:8000] or len(data) > BLOB_LIMIT:
         context["binary"] = True

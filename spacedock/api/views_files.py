@@ -1,0 +1,50 @@
+"""A space's files by revision, as the Hub serves them: `/spaces/<o>/<n>/resolve/<rev>/<path>`.
+
+hf_hub_download and file_exists send HEAD, then GET; they read ETag, X-Repo-Commit and
+Content-Length, and for an LFS file X-Linked-Etag (its sha256) and X-Linked-Size. The Files
+tab links here for downloads. LFS files are served as their objects, never as pointers.
+"""
+
+from django.http import FileResponse, HttpResponse
+from django.views.decorators.http import require_http_methods
+
+from spacedock.api.protocol import ApiError, with_api_errors
+from spacedock.gitserver import lfs_storage
+from spacedock.gitserver import repo as gitrepo
+from spacedock.gitserver.lfs import lfs_pointer_of
+from spacedock.spaces.access import space_reader
+from spacedock.spaces.models import Space
+
+
+def resolve_commit(space: Space, rev: str) -> str:
+    sha = gitrepo.resolve(space.repo_path, rev)
+    if sha is None:
+        raise ApiError(404, f"Invalid rev id: {rev}", code="RevisionNotFound")
+    return sha
+
+
+@with_api_errors
+@require_http_methods(["GET", "HEAD"])
+@space_reader
+def resolve(request, space: Space, rev: str, path: str):
+    sha = resolve_commit(space, rev)
+    info = gitrepo.blob_info(space.repo_path, sha, path)
+    if info is None:
+        raise ApiError(404, f"Entry not found: {path} at {rev}", code="EntryNotFound")
+    blob_sha, size = info
+    pointer = lfs_pointer_of(space, sha, path)
+    head = request.method == "HEAD"
+    if pointer:
+        oid, size = pointer
+        response = HttpResponse() if head else FileResponse(lfs_storage.open_object(oid))
+        response["ETag"] = f'"{oid}"'
+        response["X-Linked-Etag"] = f'"{oid}"'
+        response["X-Linked-Size"] = str(size)
+    else:
+        response = HttpResponse(b"" if head else gitrepo.read_file(space.repo_path, sha, path))
+        response["ETag"] = f'"{blob_sha}"'
+    response["Content-Type"] = "application/octet-stream"
+    response["Content-Length"] = str(size)
+    response["X-Repo-Commit"] = sha
+    response["Content-Disposition"] = f'inline; filename="{path.rsplit("/", 1)[-1]}"'
+    return response
