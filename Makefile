@@ -7,7 +7,7 @@ PYTHON ?= python3
 # `make up` serves on SPACEDOCK_PORT (default 8080) and runs gunicorn behind Caddy on
 # SPACEDOCK_WEB_PORT (default port + 1); see the Procfile. The suite picks free ports of its own.
 
-.PHONY: up test test-fast lint format docker base-image install install-dev migrate bench browser compose wrk
+.PHONY: up test test-fast lint format docker base-image install install-dev migrate bench browser compose wrk git-lfs
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

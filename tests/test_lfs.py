@@ -2,16 +2,12 @@
 
 import hashlib
 import os
-import shutil
 
-import pytest
 import requests
 
 from spacedock.gitserver import lfs_storage
 from spacedock.gitserver import repo as gitrepo
 from tests.conftest import HELLO_APP, HELLO_README
-
-pytestmark = pytest.mark.skipif(shutil.which("git-lfs") is None, reason="make test installs git-lfs")
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
 BIN = os.urandom(200_000)
