@@ -67,6 +67,9 @@ if LFS_STORAGE != "local":
 LFS_DIR = Path(envstr("SPACEDOCK_LFS_DIR", str(DATA_DIR / "lfs")))
 # Seconds an LFS transfer link handed out by the batch API stays valid.
 LFS_LINK_MAX_AGE = envint("SPACEDOCK_LFS_LINK_MAX_AGE", "3600")
+# The Hub's commit API carries each file inside the request (preupload answers "regular", so
+# huggingface_hub never needs the Xet protocol); a larger file goes through git and git-lfs.
+HUB_FILE_MAX_MB = envint("SPACEDOCK_HUB_FILE_MAX_MB", "100")
 
 
 def _secret_key() -> str:

@@ -2,7 +2,16 @@
 
 from django.urls import path, re_path
 
-from spacedock.api import views_logs, views_runtime, views_spaces, views_users, views_variables
+from spacedock.api import (
+    views_commits,
+    views_files,
+    views_logs,
+    views_repos,
+    views_runtime,
+    views_spaces,
+    views_users,
+    views_variables,
+)
 
 space = "spaces/<str:owner>/<str:name>"
 urlpatterns = [
@@ -10,6 +19,17 @@ urlpatterns = [
     path(space, views_spaces.space_info),
     path(f"{space}/duplicate", views_spaces.duplicate_space),
     path("repos/delete", views_spaces.delete_repo),
+    path("repos/create", views_repos.create_repo),
+    path("repos/move", views_repos.move_repo),
+    path("validate-yaml", views_repos.validate_yaml),
+    path(f"{space}/settings", views_repos.repo_settings),
+    path(f"{space}/refs", views_repos.list_refs),
+    re_path(r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/branch/(?P<branch>.+)$", views_repos.branch),
+    path(f"{space}/preupload/<str:rev>", views_commits.preupload),
+    path(f"{space}/commit/<str:rev>", views_commits.commit),
+    path(f"{space}/commits/<str:rev>", views_commits.list_commits),
+    path(f"{space}/tree/<str:rev>", views_files.tree),
+    path(f"{space}/tree/<str:rev>/<path:path>", views_files.tree),
     path(f"{space}/variables", views_variables.space_variables),
     path(f"{space}/secrets", views_variables.space_secrets),
     path(f"{space}/runtime", views_runtime.space_runtime),

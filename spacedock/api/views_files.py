@@ -5,13 +5,15 @@ Content-Length, and for an LFS file X-Linked-Etag (its sha256) and X-Linked-Size
 tab links here for downloads. LFS files are served as their objects, never as pointers.
 """
 
-from django.http import FileResponse, HttpResponse
-from django.views.decorators.http import require_http_methods
+import subprocess
+
+from django.http import FileResponse, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET, require_http_methods
 
 from spacedock.api.protocol import ApiError, with_api_errors
 from spacedock.gitserver import lfs_storage
 from spacedock.gitserver import repo as gitrepo
-from spacedock.gitserver.lfs import lfs_pointer_of
+from spacedock.gitserver.lfs import lfs_pointer_of, pointers_in_commit
 from spacedock.spaces.access import space_reader
 from spacedock.spaces.models import Space
 
@@ -48,3 +50,42 @@ def resolve(request, space: Space, rev: str, path: str):
     response["X-Repo-Commit"] = sha
     response["Content-Disposition"] = f'inline; filename="{path.rsplit("/", 1)[-1]}"'
     return response
+
+
+def _tree_items(space: Space, sha: str, folder: str, recursive: bool) -> list[dict]:
+    args = ["ls-tree", "-l", "-z", *(["-r", "-t"] if recursive else []), sha]
+    if folder:
+        args += ["--", f"{folder}/"]
+    out = subprocess.run(
+        ["git", f"--git-dir={space.repo_path}", *args], capture_output=True, check=True
+    ).stdout.decode("utf-8", "surrogateescape")
+    pointers = {p.path: p for p in pointers_in_commit(space.repo_path, sha)}
+    readable = set(
+        space.lfs_objects.filter(oid__in={p.oid for p in pointers.values()}).values_list("oid", flat=True)
+    )
+    items = []
+    for entry in filter(None, out.split("\0")):
+        meta, _, path = entry.partition("\t")
+        mode, kind, oid, size = meta.split()
+        if kind == "tree":
+            items.append({"type": "directory", "oid": oid, "size": 0, "path": path})
+        elif kind == "blob":
+            item = {"type": "file", "oid": oid, "size": int(size), "path": path}
+            pointer = pointers.get(path)
+            if pointer and pointer.oid in readable:
+                item["size"] = pointer.size
+                item["lfs"] = {"oid": pointer.oid, "size": pointer.size, "pointerSize": int(size)}
+            items.append(item)
+    return items
+
+
+@with_api_errors
+@require_GET
+@space_reader
+def tree(request, space: Space, rev: str, path: str = ""):
+    sha = resolve_commit(space, rev)
+    path = path.strip("/")
+    if path and gitrepo.tree_entries(space.repo_path, sha, path) is None:
+        raise ApiError(404, f"Entry not found: {path} at {rev}", code="EntryNotFound")
+    recursive = request.GET.get("recursive", "").lower() in ("1", "true")
+    return JsonResponse(_tree_items(space, sha, path, recursive), safe=False)
