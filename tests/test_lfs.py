@@ -130,3 +130,24 @@ def test_files_tab_shows_and_serves_lfs_files(live, token_for, make_repo):
     href = page.text.split('id="download" href="')[1].split('"')[0]
     download = requests.get(f"{live.url}{href}")
     assert download.status_code == 200 and download.content == PNG
+
+
+def test_a_private_spaces_objects_are_for_its_readers_only(live, token_for, make_repo):
+    from spacedock.spaces.models import Space
+
+    alice, bob = token_for("alice"), token_for("bob")
+    repo = lfs_repo(make_repo, {"weights.bin": BIN})
+    assert repo.push(live.git_url("alice", "hidden", alice)).returncode == 0
+    Space.objects.get(name="hidden").set_visibility("private")
+    oid = hashlib.sha256(BIN).hexdigest()
+    batch = f"{live.url}/spaces/alice/hidden/info/lfs/objects/batch"  # without .git, too
+    body = {"operation": "download", "objects": [{"oid": oid, "size": len(BIN)}]}
+    assert requests.post(batch, json=body).status_code == 401
+    assert requests.post(batch, json=body, auth=("bob", bob)).status_code == 404
+    resolve = f"{live.url}/spaces/alice/hidden/resolve/main/weights.bin"
+    assert requests.get(resolve, headers={"Authorization": f"Bearer {bob}"}).status_code == 404
+    assert requests.get(resolve).status_code == 404
+    mine = requests.post(batch, json=body, auth=("alice", token_for("alice", scope="read")))
+    download = mine.json()["objects"][0]["actions"]["download"]
+    assert requests.get(download["href"], headers=download["header"]).content == BIN
+    assert requests.get(resolve, headers={"Authorization": f"Bearer {alice}"}).content == BIN
