@@ -1,6 +1,8 @@
 """Git LFS with the real git-lfs client: push, refusal of missing objects, clone, per-space access."""
 
+import base64
 import hashlib
+import json
 import os
 
 import requests
@@ -151,3 +153,31 @@ def test_a_private_spaces_objects_are_for_its_readers_only(live, token_for, make
     download = mine.json()["objects"][0]["actions"]["download"]
     assert requests.get(download["href"], headers=download["header"]).content == BIN
     assert requests.get(resolve, headers={"Authorization": f"Bearer {alice}"}).content == BIN
+
+
+def test_a_pointer_to_another_spaces_object_is_refused(live, token_for, make_repo):
+    """Bob knows the oid of Alice's file: a pointer naming it, pushed or committed, gets him nothing."""
+    alice, bob = token_for("alice"), token_for("bob")
+    repo = lfs_repo(make_repo, {"weights.bin": BIN})
+    assert repo.push(live.git_url("alice", "owner", alice)).returncode == 0
+    oid = hashlib.sha256(BIN).hexdigest()
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(BIN)}\n"
+    theft = make_repo({"README.md": HELLO_README, "app.py": HELLO_APP, "stolen.bin": pointer})
+    pushed = theft.push(live.git_url("bob", "thief", bob))
+    assert pushed.returncode != 0 and "stolen.bin" in pushed.stderr
+
+    lines = [
+        {"key": "header", "value": {"summary": "steal"}},
+        {"key": "lfsFile", "value": {"path": "stolen.bin", "algo": "sha256", "oid": oid, "size": len(BIN)}},
+        {
+            "key": "file",
+            "value": {"path": "a.txt", "content": base64.b64encode(b"a").decode(), "encoding": "base64"},
+        },
+    ]
+    answer = requests.post(
+        f"{live.url}/api/spaces/bob/thief/commit/main",
+        data="".join(json.dumps(line) + "\n" for line in lines),
+        headers={"Authorization": f"Bearer {bob}", "Content-Type": "application/x-ndjson"},
+    )
+    assert answer.status_code == 422 and "was not uploaded to this space" in answer.json()["error"]
+    assert requests.get(f"{live.url}/spaces/bob/thief/resolve/main/stolen.bin").status_code == 404
