@@ -162,3 +162,20 @@ def test_others_cannot_commit(api, live, token_for):
     assert refused.value.response.status_code == 403
     with pytest.raises(HfHubHTTPError):
         bob.create_repo("alice/other", repo_type="space", space_sdk="gradio")
+
+
+def test_a_commit_on_a_stale_parent_is_refused(api, live):
+    api.create_repo("alice/race", repo_type="space", space_sdk="gradio")
+    first = api.upload_file(
+        path_or_fileobj=b"1", path_in_repo="a.txt", repo_id="alice/race", repo_type="space"
+    )
+    api.upload_file(path_or_fileobj=b"2", path_in_repo="a.txt", repo_id="alice/race", repo_type="space")
+    with pytest.raises(HfHubHTTPError) as stale:
+        api.create_commit(
+            "alice/race", repo_type="space", commit_message="late", parent_commit=first.oid,
+            operations=[CommitOperationAdd("b.txt", b"b")],
+        )  # fmt: skip
+    assert stale.value.response.status_code == 412
+    assert "b.txt" not in api.list_repo_files("alice/race", repo_type="space")
+    with pytest.raises(EntryNotFoundError):
+        api.delete_file("missing.txt", repo_id="alice/race", repo_type="space")

@@ -131,7 +131,9 @@ def commit(request, space: Space, rev: str):
     except commits.RefMoved as exc:
         raise ApiError(409, str(exc)) from None
     except commits.CommitError as exc:
-        raise ApiError(400, str(exc), code="EntryNotFound" if "doesn't exist" in str(exc) else "") from None
+        if "doesn't exist" in str(exc):
+            raise ApiError(404, str(exc), code="EntryNotFound") from None
+        raise ApiError(400, str(exc)) from None
     if rev == DEFAULT_BRANCH:
         # The same bookkeeping as a git push: the build is queued, the stage moves.
         space.record_push(sha, f"refs/heads/{rev}")
