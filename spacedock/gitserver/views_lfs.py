@@ -83,10 +83,10 @@ def batch(request, owner: str, name: str):
         return _error(405, "The batch API takes a POST.")
     try:
         data = json.loads(request.body)
-        operation = data["operation"]
-        objects = data["objects"]
-        assert isinstance(objects, list)
-    except (ValueError, KeyError, TypeError, AssertionError):
+        operation, objects = data["operation"], data["objects"]
+    except (ValueError, KeyError, TypeError):
+        operation, objects = None, None
+    if not isinstance(objects, list):
         return _error(422, 'Send {"operation": "upload"|"download", "objects": [{"oid", "size"}, ...]}.')
     if operation not in ("upload", "download"):
         return _error(422, f"Unknown operation {operation!r}: use upload or download.")
