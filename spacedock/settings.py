@@ -236,5 +236,10 @@ RUNNER_FIREWALL = envbool("SPACEDOCK_RUNNER_FIREWALL", "true")
 EMBED_TOKEN_MAX_AGE = envint("SPACEDOCK_EMBED_TOKEN_MAX_AGE", "3600")
 # /metrics: with a token, scrapers send it as a bearer token; without one, only this machine may read.
 METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")
+# Log streams per web process: at most this many at once, this many from one address, and each
+# ends after this many seconds (clients reconnect). Keep STREAM_SLOTS well below gunicorn's threads.
+STREAM_SLOTS = envint("SPACEDOCK_STREAM_SLOTS", "6")
+STREAMS_PER_CLIENT = envint("SPACEDOCK_STREAMS_PER_CLIENT", "3")
+STREAM_MAX_SECONDS = envint("SPACEDOCK_STREAM_MAX_SECONDS", "600")
 # Before everything else: a NUL byte in a name must be a 400, not a database error.
 MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")

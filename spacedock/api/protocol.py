@@ -18,16 +18,18 @@ from spacedock.spaces.access import SignInRequired
 class ApiError(Exception):
     """An answer in the Hub's error shape, raised from anywhere in a view."""
 
-    def __init__(self, status: int, message: str, code: str = ""):
+    def __init__(self, status: int, message: str, code: str = "", retry_after: int = 0):
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.retry_after = status, message, code, retry_after
 
 
-def api_error(status: int, message: str, code: str = "") -> JsonResponse:
+def api_error(status: int, message: str, code: str = "", retry_after: int = 0) -> JsonResponse:
     response = JsonResponse({"error": message}, status=status)
     response["X-Error-Message"] = message
     if code:
         response["X-Error-Code"] = code
+    if status == 429:
+        response["Retry-After"] = str(max(retry_after, 1))
     return response
 
 
@@ -46,7 +48,7 @@ def with_api_errors(view: Callable) -> Callable:
         except Http404:
             return api_error(404, "Repository not found", code="RepoNotFound")
         except ApiError as exc:
-            return api_error(exc.status, exc.message, exc.code)
+            return api_error(exc.status, exc.message, exc.code, exc.retry_after)
 
     return wrapper
 
