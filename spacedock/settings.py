@@ -34,6 +34,19 @@ def envstr(name: str, default: str) -> str:
     return os.getenv(name, default)
 
 
+def envrate(name: str, default: str) -> tuple[int, int]:
+    """A rate limit written `<count>/<seconds>`, e.g. `10/300`; a count of 0 turns it off."""
+    value = os.getenv(name, default)
+    count, _, seconds = value.partition("/")
+    try:
+        parsed = int(count), int(seconds)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected <count>/<seconds>, e.g. 10/300") from None
+    if parsed[0] < 0 or parsed[1] <= 0:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected <count>/<seconds>, e.g. 10/300")
+    return parsed
+
+
 def database_from_url(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -241,5 +254,26 @@ METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")
 STREAM_SLOTS = envint("SPACEDOCK_STREAM_SLOTS", "6")
 STREAMS_PER_CLIENT = envint("SPACEDOCK_STREAMS_PER_CLIENT", "3")
 STREAM_MAX_SECONDS = envint("SPACEDOCK_STREAM_MAX_SECONDS", "600")
+# Each counted per address and per user (spacedock/ratelimits.py), in Django's cache.
+RATE_LIMITS = {
+    "login": envrate("SPACEDOCK_RATE_LOGIN", "10/300"),  # failed sign-ins
+    "signup": envrate("SPACEDOCK_RATE_SIGNUP", "5/3600"),
+    "tokens": envrate("SPACEDOCK_RATE_TOKENS", "20/3600"),
+    "api": envrate("SPACEDOCK_RATE_API", "300/60"),
+    "git": envrate("SPACEDOCK_RATE_GIT", "120/60"),
+}
+# Shared by every process: Redis when there is one, else files in the data folder.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    )
+    | {"KEY_PREFIX": INSTANCE},
+}
 # Before everything else: a NUL byte in a name must be a 400, not a database error.
 MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")
+MIDDLEWARE.append("spacedock.ratelimits.limit_api")

@@ -15,6 +15,10 @@ def _free_port() -> str:
 # starts, so every page and every process agrees on the spaces' URLs.
 os.environ.setdefault("SPACEDOCK_PORT", _free_port())
 os.environ.setdefault("SPACEDOCK_INSTANCE", "sdtest")
+# The suite signs up, pushes and calls the API from 127.0.0.1 far faster than any person; the
+# abuse tests start a server of their own with low limits.
+for _rate in ("LOGIN", "SIGNUP", "TOKENS", "API", "GIT"):
+    os.environ.setdefault(f"SPACEDOCK_RATE_{_rate}", "100000/60")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403

@@ -64,6 +64,18 @@ def json_body(request) -> dict:
     return data
 
 
+def row_id(value: object) -> int | None:
+    """A database id written as a number or as ASCII digits; None for anything else, including
+    numbers no id column holds (a Postgres bigint overflows at 19 digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 < value < 2**63 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value) or None
+    return None
+
+
 def required(data: dict, key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:

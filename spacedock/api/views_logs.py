@@ -6,7 +6,7 @@ import time
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from spacedock.api.protocol import ApiError, with_api_errors
+from spacedock.api.protocol import ApiError, row_id, with_api_errors
 from spacedock.api.serializers import hub_time
 from spacedock.api.streams import SlotStream, StreamsExhausted, take_stream_slot
 from spacedock.clients import client_ip
@@ -56,10 +56,9 @@ def _build_id(request) -> int | None:
     value = request.GET.get("build")
     if not value:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(400, "'build' must be a build number, e.g. ?build=12") from None
+    if (build_id := row_id(value)) is None:
+        raise ApiError(400, "'build' must be a build number, e.g. ?build=12")
+    return build_id
 
 
 @with_api_errors

@@ -15,7 +15,9 @@ from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from spacedock import ratelimits
 from spacedock.accounts.auth import BadCredentials, principal
+from spacedock.clients import client_ip
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
 
@@ -70,6 +72,9 @@ def smart_http(request, owner: str, name: str, action: str):
         return _ask_for_token(f"Authentication failed: {exc}.\n{_how_to_push(owner, name)}")
     # A push needs a token (git's Basic credentials); a session never pushes.
     token, user = who.token, who.user
+    callers = [f"ip:{client_ip(request)}"] + ([f"user:{user.pk}"] if user else [])
+    if retry := ratelimits.hit("git", *callers):
+        return _text(429, ratelimits.message("git requests", retry), Retry_After=str(retry))
 
     space = Space.objects.select_related("owner").filter(owner__username=owner, name=name).first()
     hidden = space is None or not space.can_read(user)

@@ -77,10 +77,21 @@ VISIBILITIES = ("public", "private")
 BUILD_TASK = "builder.tasks.build"
 
 
+MAX_SLEEP_TIME = 365 * 24 * 3600
+
+
 def check_sleep_time(seconds: object) -> int:
     """Seconds idle before sleeping, when allowed (at least a minute, or -1 for never); else ValueError."""
-    if not isinstance(seconds, int) or isinstance(seconds, bool) or (seconds < 60 and seconds != -1):
-        raise ValueError("The sleep time is a whole number of seconds, at least 60, or -1 to never sleep.")
+    if (
+        not isinstance(seconds, int)
+        or isinstance(seconds, bool)
+        or (seconds < 60 and seconds != -1)
+        or seconds > MAX_SLEEP_TIME
+    ):
+        raise ValueError(
+            f"The sleep time is a whole number of seconds, from 60 to {MAX_SLEEP_TIME} (a year), "
+            "or -1 to never sleep."
+        )
     return seconds
 
 
