@@ -103,6 +103,7 @@ ALLOWED_HOSTS = [DOMAIN, "127.0.0.1", "localhost", f".{SPACES_DOMAIN}"]
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -262,6 +263,14 @@ RATE_LIMITS = {
     "api": envrate("SPACEDOCK_RATE_API", "300/60"),
     "git": envrate("SPACEDOCK_RATE_GIT", "120/60"),
 }
+# Per user, unless an administrator sets the user's own (accounts.Quota, in /admin/).
+QUOTA_SPACES = envint("SPACEDOCK_QUOTA_SPACES", "20")
+QUOTA_CONCURRENT_BUILDS = envint("SPACEDOCK_QUOTA_CONCURRENT_BUILDS", "2")
+QUOTA_RUNNING_SPACES = envint("SPACEDOCK_QUOTA_RUNNING_SPACES", "5")
+QUOTA_RUNNING_MEMORY_MB = envint("SPACEDOCK_QUOTA_RUNNING_MEMORY_MB", "20480")
+QUOTA_NEVER_SLEEP = envint("SPACEDOCK_QUOTA_NEVER_SLEEP", "1")
+QUOTA_PINNED_BUILDS = envint("SPACEDOCK_QUOTA_PINNED_BUILDS", "10")
+QUOTA_SDK_VERSIONS = envint("SPACEDOCK_QUOTA_SDK_VERSIONS", "3")
 # Shared by every process: Redis when there is one, else files in the data folder.
 CACHES = {
     "default": (

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 
 from spacedock.accounts.auth import BadCredentials
+from spacedock.accounts.models import QuotaExceeded
 from spacedock.spaces.access import SignInRequired
 
 
@@ -43,6 +44,8 @@ def with_api_errors(view: Callable) -> Callable:
             return api_error(401, "Invalid credentials in Authorization header")
         except SignInRequired as exc:
             return api_error(401, str(exc))
+        except QuotaExceeded as exc:
+            return api_error(exc.status, str(exc), code="QuotaExceeded", retry_after=60)
         except PermissionDenied as exc:
             return api_error(403, str(exc) or "Forbidden")
         except Http404:

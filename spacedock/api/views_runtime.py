@@ -43,6 +43,7 @@ def restart(request, space: Space):
         if space.factory_rebuild() is None:
             return api_error(400, "Nothing to rebuild: push a commit first")
     else:
+        space.check_run_quota()
         space.request_restart()
         # A sleeping space wakes for a restart; the runner replaces a running one.
         Space.objects.filter(pk=space.pk, stage__in=("SLEEPING", "STOPPED")).update(
@@ -76,6 +77,7 @@ def rollback(request, space: Space):
     )
     if build is None:
         return api_error(400, 'Send {"build": <id>} naming a succeeded build of this space')
+    space.check_run_quota()
     space.rollback(build)
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))

@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from spacedock import ratelimits
 from spacedock.accounts.auth import BadCredentials, principal
+from spacedock.accounts.models import QuotaExceeded
 from spacedock.clients import client_ip
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
@@ -90,11 +91,19 @@ def smart_http(request, owner: str, name: str, action: str):
                     f"{owner}/{name} does not exist, and you ({user.username}) can only create "
                     f"spaces under your own name: push to /spaces/{user.username}/{name}",
                 )
-            space = Space.create(user, name)
+            try:
+                space = Space.create(user, name)
+            except QuotaExceeded as exc:
+                return _text(exc.status, str(exc))
         elif hidden:
             return _text(404, f"Space {owner}/{name} not found.")
         elif not space.can_write(user):
             return _text(403, f"You ({user.username}) cannot push to {owner}/{name}: it belongs to {owner}.")
+        try:  # a push builds, then runs: both must fit the owner's quotas
+            space.check_build_quota()
+            space.check_run_quota()
+        except QuotaExceeded as exc:
+            return _text(exc.status, str(exc))
     elif hidden:
         if token is None:
             # Anonymous callers learn nothing: private and missing look alike, and git

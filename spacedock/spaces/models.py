@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from spacedock.accounts.models import Quota
 from spacedock.celery import app as celery_app
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.repo import DEFAULT_BRANCH
@@ -205,6 +206,7 @@ class Space(models.Model):
 
     @classmethod
     def create(cls, owner: User, name: str, **fields) -> "Space":
+        Quota.require(owner, "spaces", owner.spaces.count())
         space = cls.objects.create(
             owner=owner, name=name, subdomain=make_subdomain(owner.username, name), **fields
         )
@@ -251,6 +253,9 @@ class Space(models.Model):
 
     def set_sleep_time(self, seconds: int) -> None:
         """Seconds idle before the runner puts the app to sleep; -1 never."""
+        if check_sleep_time(seconds) == -1 and self.sleep_time != -1:
+            awake = self.owner.spaces.filter(sleep_time=-1).exclude(pk=self.pk).count()
+            Quota.require(self.owner, "never_sleep", awake)
         Space.objects.filter(pk=self.pk).update(sleep_time=check_sleep_time(seconds))
         self.sleep_time = seconds
         notify.poke_on_commit()
@@ -262,6 +267,26 @@ class Space(models.Model):
         Space.objects.filter(pk=self.pk).update(visibility=visibility)
         self.visibility = visibility
         notify.poke_on_commit()
+
+    def check_build_quota(self) -> None:
+        """QuotaExceeded (429) when the owner already has their most builds queued or running;
+        this space's own are not counted, since a new push cancels them."""
+        active = Build.objects.filter(space__owner=self.owner_id, state__in=Build.ACTIVE).exclude(space=self)
+        Quota.require(self.owner, "concurrent_builds", active.count(), status=429)
+
+    def check_run_quota(self) -> None:
+        """QuotaExceeded when running this space too would pass the owner's running spaces or their
+        memory. Running: a deployed build, neither paused nor asleep."""
+        running = (
+            Space.objects.filter(owner=self.owner_id, deployed_build__isnull=False, paused=False)
+            .exclude(stage__in=("SLEEPING", "PAUSED", "STOPPED"))
+            .exclude(pk=self.pk)
+        )
+        Quota.require(self.owner, "running_spaces", running.count())
+        memory = sum(
+            space.memory_limit_mb or settings.RUN_MEMORY_MB for space in running.only("memory_limit_mb")
+        )
+        Quota.require(self.owner, "running_memory_mb", memory, self.memory_limit_mb or settings.RUN_MEMORY_MB)
 
     def factory_rebuild(self) -> "Build | None":
         """Rebuilds the head from scratch, without the build cache."""
@@ -512,6 +537,11 @@ class Build(models.Model):
         """Keeps this build's image and serves it at its own address, whatever is pushed later."""
         if self.state != "succeeded":
             raise ValueError(f"only a succeeded build can be pinned; this one is {self.state}")
+        if not self.pinned:
+            owner = self.space.owner
+            Quota.require(
+                owner, "pinned_builds", Build.objects.filter(space__owner=owner, pinned=True).count()
+            )
         Build.objects.filter(pk=self.pk).update(pinned=True)
         self.pinned = True
 

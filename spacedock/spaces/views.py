@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
+from spacedock.accounts.models import QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import readable_space, space_owner, space_reader
@@ -153,7 +154,11 @@ def pin(request, space: Space):
     if not (build_id.isascii() and build_id.isdigit()):
         raise Http404
     build = get_object_or_404(space.builds, pk=build_id, state="succeeded")
-    build.pin()
+    try:
+        build.pin()
+    except QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("space_embed", owner=space.owner.username, name=space.name)
     messages.success(request, f"Build {build.commit_sha[:7]} is pinned: its embed keeps showing it.")
     return redirect("space_embed", owner=space.owner.username, name=space.name)
 
@@ -172,9 +177,13 @@ def new_space(request):
         elif Space.objects.filter(owner=request.user, name=name).exists():
             error = f"You already have a space named {name}."
         else:
-            space = Space.create(request.user, name, visibility=visibility, title=name)
-            messages.success(request, "Space created. Push your app to it to build it.")
-            return redirect("space", owner=request.user.username, name=space.name)
+            try:
+                space = Space.create(request.user, name, visibility=visibility, title=name)
+            except QuotaExceeded as exc:
+                error = str(exc)
+            else:
+                messages.success(request, "Space created. Push your app to it to build it.")
+                return redirect("space", owner=request.user.username, name=space.name)
     return render(request, "spaces/new.html", {"name": name, "visibility": visibility, "error": error})
 
 
