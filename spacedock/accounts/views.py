@@ -6,6 +6,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
+from django.db import IntegrityError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,18 +15,20 @@ from django.views.decorators.http import require_POST
 
 from spacedock import ratelimits
 from spacedock.accounts.models import AccessToken
+from spacedock.accounts.names import username_problem
 from spacedock.clients import client_ip
 from spacedock.spaces.models import valid_name
-
-# First path segments that are pages, not people: /<username> is a profile.
-RESERVED = {"api", "spaces", "embed", "login", "logout", "signup", "settings", "static", "admin", "new"}
 
 
 class SignupForm(UserCreationForm):
     def clean_username(self):
         username = super().clean_username()
-        if username.lower() in RESERVED or not valid_name(username) or "." in username:
-            raise forms.ValidationError("Use letters, digits, '-' and '_' (and not a reserved word).")
+        if username is None or "username" in self.errors:  # taken: the form says so already
+            return username
+        if not valid_name(username) or "." in username:
+            raise forms.ValidationError("Use letters, digits, '-' and '_', starting with a letter or digit.")
+        if problem := username_problem(username):
+            raise forms.ValidationError(problem)
         return username
 
 
@@ -48,7 +51,11 @@ def signup(request):
         form.add_error(None, ratelimits.message("sign-ups", retry))
         return _too_many(request, "accounts/signup.html", {"form": form}, retry)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        try:
+            user = form.save()
+        except IntegrityError:  # taken between the check and the insert
+            form.add_error("username", "A user with that username already exists.")
+            return render(request, "accounts/signup.html", {"form": form})
         login(request, user)
         messages.success(request, f"Welcome, {user.username}. Create a token to push your first space.")
         return redirect("tokens")
