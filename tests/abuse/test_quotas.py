@@ -80,6 +80,7 @@ def test_restart_and_rollback_past_the_running_quota_answer_in_the_hubs_shape(li
 
 def test_never_sleeping_spaces_are_counted(live, ada):
     user, token = ada
+    Quota.objects.create(user=user, never_sleep=1)
     Space.create(user, "always", sleep_time=-1)
     Space.create(user, "also")
     auth = {"Authorization": f"Bearer {token}"}
@@ -114,5 +115,6 @@ def test_an_administrator_sets_quotas_and_space_limits_in_the_admin(live, client
     )
     assert added.status_code == 302, added.content.decode()[:2000]
     assert Quota.limit(ada, "spaces") == 50 and Quota.limit(ada, "never_sleep") == settings.QUOTA_NEVER_SLEEP
+    assert Quota.limit(User.objects.create_user("bob"), "spaces") == settings.QUOTA_SPACES
     page = client.get(f"/admin/spaces/space/{space.pk}/change/")
     assert page.status_code == 200 and "memory_limit_mb" in page.content.decode()
