@@ -98,6 +98,14 @@ _default_port = {"http": 80, "https": 443}.get(SCHEME)
 PUBLIC_PORT = envint("SPACEDOCK_PUBLIC_PORT", str(PORT))
 PORT_SUFFIX = "" if PUBLIC_PORT == _default_port else f":{PUBLIC_PORT}"
 SITE_URL = envstr("SPACEDOCK_SITE_URL", f"{SCHEME}://{DOMAIN}{PORT_SUFFIX}")
+if SCHEME == "https" and (len(SECRET_KEY) < 32 or "change-me" in SECRET_KEY.lower()):
+    # Anyone who knows the key signs sessions and private-space links: a placeholder on a public
+    # install is an open door.
+    raise ImproperlyConfigured(
+        "SPACEDOCK_SECRET_KEY is a placeholder or shorter than 32 characters: set a random one, e.g. "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(48))', or unset it to have one made "
+        "and kept in the data folder."
+    )
 
 ALLOWED_HOSTS = [DOMAIN, "127.0.0.1", "localhost", f".{SPACES_DOMAIN}"]
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
@@ -166,6 +174,11 @@ SESSION_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = SCHEME == "https"
 CSRF_COOKIE_SECURE = SCHEME == "https"
+# gunicorn listens on loopback only, behind Caddy, which sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = envint("SPACEDOCK_HSTS_SECONDS", "31536000" if SCHEME == "https" else "0")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 LOGIN_URL = "/login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -292,3 +305,4 @@ CACHES = {
 # Before everything else: a NUL byte in a name must be a 400, not a database error.
 MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")
 MIDDLEWARE.append("spacedock.ratelimits.limit_api")
+MIDDLEWARE.insert(1, "spacedock.middleware.content_security_policy")

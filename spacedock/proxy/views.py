@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
+from spacedock.clients import LOOPBACK
 from spacedock.health.models import Counter
 from spacedock.proxy import access, hosts, paths
 from spacedock.spaces import notify
@@ -86,6 +87,9 @@ def tls_ask(request):
     200 only for the platform's own domain, an existing space's host, or a pinned build's
     host: nobody can make this server ask a CA for certificates of names it does not serve.
     """
+    if request.META.get("REMOTE_ADDR") not in LOOPBACK or "HTTP_X_FORWARDED_FOR" in request.META:
+        # Only the local Caddy asks, directly; through the proxy this would list which names exist.
+        return HttpResponse("only the local Caddy asks here\n", status=403, content_type="text/plain")
     domain = request.GET.get("domain", "").strip().lower().rstrip(".")
     if domain == settings.DOMAIN.lower() or hosts.lookup(domain) is not None:
         return HttpResponse("ok\n", content_type="text/plain")
