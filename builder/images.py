@@ -105,7 +105,11 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     buildlog.write(f"==> Building {space.full_name} at {sha[:7]}")
     context = workdir / "src"
     context.mkdir()
-    for warning in gitrepo.export(space.repo_path, sha, context):
+    try:
+        warnings = gitrepo.export(space.repo_path, sha, context)
+    except gitrepo.TooLarge as exc:
+        raise docker_build.BuildError(str(exc)) from None
+    for warning in warnings:
         buildlog.write(f"==> Warning: {warning}")
     readme = context / "README.md"
     try:

@@ -282,6 +282,10 @@ RATE_LIMITS = {
     "api": envrate("SPACEDOCK_RATE_API", "300/60"),
     "git": envrate("SPACEDOCK_RATE_GIT", "120/60"),
 }
+# Sizes: a push's pack, a commit's files once written out for a build, a README the page renders.
+MAX_PUSH_MB = envint("SPACEDOCK_MAX_PUSH_MB", "1024")
+MAX_EXPORT_MB = envint("SPACEDOCK_MAX_EXPORT_MB", "2048")
+MAX_README_BYTES = envint("SPACEDOCK_MAX_README_KB", "512") * 1024
 # Per user, unless an administrator sets the user's own (accounts.Quota, in /admin/).
 QUOTA_SPACES = envint("SPACEDOCK_QUOTA_SPACES", "20")
 QUOTA_CONCURRENT_BUILDS = envint("SPACEDOCK_QUOTA_CONCURRENT_BUILDS", "2")

@@ -114,6 +114,15 @@ def smart_http(request, owner: str, name: str, action: str):
     return _run_backend(request, space, user.username if user else "", action)
 
 
+def push_too_large(size: int = 0) -> str:
+    got = f" ({size / 2**20:.0f} MiB)" if size else ""
+    return (
+        f"This push is too large{got}: pushes are limited to {settings.MAX_PUSH_MB} MiB "
+        "(SPACEDOCK_MAX_PUSH_MB). Keep large files out of the repository: download models and data "
+        "when the app starts."
+    )
+
+
 def _cgi_environ(request, space: Space, remote_user: str, action: str) -> dict:
     env = {
         **os.environ,
@@ -126,9 +135,12 @@ def _cgi_environ(request, space: Space, remote_user: str, action: str) -> dict:
         "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),
         "REMOTE_USER": remote_user,
         # Hooks come from the code, not from the repository: a repo cannot bring its own.
-        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_COUNT": "2",
         "GIT_CONFIG_KEY_0": "core.hooksPath",
         "GIT_CONFIG_VALUE_0": str(HOOKS_DIR),
+        # A chunked push has no length to check first: git stops reading the pack past this.
+        "GIT_CONFIG_KEY_1": "receive.maxInputSize",
+        "GIT_CONFIG_VALUE_1": str(settings.MAX_PUSH_MB * 1024 * 1024),
         "SPACEDOCK_PYTHON": sys.executable,
         "SPACEDOCK_MANAGE": str(Path(settings.BASE_DIR) / "manage.py"),
         "SPACEDOCK_SPACE_ID": str(space.pk),
@@ -165,6 +177,9 @@ def _copy_body(request, sink) -> None:
 
 
 def _run_backend(request, space: Space, remote_user: str, action: str):
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if action == "git-receive-pack" and length > settings.MAX_PUSH_MB * 1024 * 1024:
+        return _text(413, push_too_large(length))
     chunked = not request.META.get("CONTENT_LENGTH")
     if request.method == "POST" and chunked and not request.META.get("wsgi.input_terminated"):
         return _text(411, "This server needs a Content-Length, or a server that ends chunked bodies.")

@@ -3,6 +3,7 @@
 import git
 import markdown
 import nh3
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -58,9 +59,15 @@ def gallery(request):
 def readme_html(space: Space) -> str:
     """The README below its front matter, as HTML with nothing that can run."""
     try:
-        raw = gitrepo.read_file(space.repo_path, space.head_sha, "README.md") if space.head_sha else None
+        raw = (
+            gitrepo.read_file(space.repo_path, space.head_sha, "README.md", settings.MAX_README_BYTES)
+            if space.head_sha
+            else None
+        )
     except (git.NoSuchPathError, git.InvalidGitRepositoryError):
         raw = None  # the page still shows the app when the repository went missing
+    except gitrepo.TooLarge as exc:
+        return nh3.clean(f"<p><em>{exc}: too large to show here.</em></p>")
     if raw is None:
         return ""
     text = spaceconfig.FRONT_MATTER_RE.sub("", raw.decode("utf-8", "replace"), count=1)
@@ -103,7 +110,11 @@ def space_files(request, space: Space, path: str = ""):
             {"name": n, "kind": k, "size": s, "path": f"{path}/{n}".lstrip("/")} for n, k, s in entries
         ]
         return render(request, "spaces/files.html", context)
-    data = gitrepo.read_file(space.repo_path, space.head_sha, path)
+    try:
+        data = gitrepo.read_file(space.repo_path, space.head_sha, path, BLOB_LIMIT)
+    except gitrepo.TooLarge:
+        context.update(binary=True, size=_blob_size(space, path))  # shown as a size, never read
+        return render(request, "spaces/files.html", context)
     if data is None:
         raise Http404
     context["size"] = len(data)
@@ -112,6 +123,12 @@ def space_files(request, space: Space, path: str = ""):
     else:
         context["text"] = data.decode("utf-8", "replace")
     return render(request, "spaces/files.html", context)
+
+
+def _blob_size(space: Space, path: str) -> int:
+    folder, _, name = path.rpartition("/")
+    entries = gitrepo.tree_entries(space.repo_path, space.head_sha, folder) or []
+    return next((size for n, _, size in entries if n == name), 0)
 
 
 def _crumbs(path: str) -> list[tuple[str, str]]:
