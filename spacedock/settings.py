@@ -219,6 +219,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-builds": {"task": "builder.tasks.reap_stuck_builds", "schedule": 60.0},
+    "prune-logs": {"task": "builder.tasks.prune_logs", "schedule": 3600.0},
 }
 
 # Names and labels of what Spacedock makes in Docker; two installs on one engine use two names.
@@ -282,6 +283,10 @@ RATE_LIMITS = {
     "api": envrate("SPACEDOCK_RATE_API", "300/60"),
     "git": envrate("SPACEDOCK_RATE_GIT", "120/60"),
 }
+# Logs: a longer line is cut; hourly, each space keeps its run log's last lines and its last builds' logs.
+LOG_LINE_MAX = envint("SPACEDOCK_LOG_LINE_MAX", "16384")
+LOG_RUN_LINES_KEPT = envint("SPACEDOCK_LOG_RUN_LINES_KEPT", "10000")
+LOG_BUILDS_KEPT = envint("SPACEDOCK_LOG_BUILDS_KEPT", "10")
 # Sizes: a push's pack, a commit's files once written out for a build, a README the page renders.
 MAX_PUSH_MB = envint("SPACEDOCK_MAX_PUSH_MB", "1024")
 MAX_EXPORT_MB = envint("SPACEDOCK_MAX_EXPORT_MB", "2048")

@@ -561,6 +561,14 @@ class Build(models.Model):
         return self.lines.filter(number__gte=offset).order_by("number")
 
 
+def cut_line(text: str) -> str:
+    """A log line at most LOG_LINE_MAX characters long, saying how much was cut."""
+    limit = settings.LOG_LINE_MAX
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters cut]"
+
+
 class LogLine(models.Model):
     number = models.IntegerField()
     time = models.DateTimeField(default=timezone.now)
@@ -580,7 +588,22 @@ class BuildLogLine(LogLine):
     def append(cls, build: Build, text: str) -> None:
         # Only the build's own worker writes its log, so the next number is safe to count.
         last = cls.objects.filter(build=build).aggregate(n=models.Max("number"))["n"]
-        cls.objects.create(build=build, number=0 if last is None else last + 1, text=text)
+        cls.objects.create(build=build, number=0 if last is None else last + 1, text=cut_line(text))
+
+    @classmethod
+    def prune(cls, builds_kept: int) -> int:
+        """Deletes the logs of each space's builds older than its last `builds_kept`, keeping the
+        deployed and pinned builds' logs; returns the lines deleted."""
+        deleted = 0
+        for space in Space.objects.only("pk", "deployed_build_id"):
+            old = (
+                Build.objects.filter(space=space, pinned=False)
+                .exclude(pk=space.deployed_build_id)
+                .order_by("-created", "-pk")
+                .values_list("pk", flat=True)[builds_kept:]
+            )
+            deleted += cls.objects.filter(build_id__in=list(old)).delete()[0]
+        return deleted
 
 
 class RunLogLine(LogLine):
@@ -591,6 +614,7 @@ class RunLogLine(LogLine):
 
     @classmethod
     def append(cls, space: Space, text: str) -> None:
+        text = cut_line(cls.redact(space, text))
         # One runner owns a space at a time (its claim), but its log followers are threads: retry a clash.
         for _ in range(5):
             last = cls.objects.filter(space=space).aggregate(n=models.Max("number"))["n"]
@@ -600,6 +624,23 @@ class RunLogLine(LogLine):
                 return
             except IntegrityError:
                 continue
+
+    @staticmethod
+    def redact(space: Space, text: str) -> str:
+        """The line with the space's secret values written as ***: an app that prints its
+        environment must not publish it in a log anyone who can read the space sees."""
+        values = Variable.objects.filter(space=space, is_secret=True).values_list("value", flat=True)
+        for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
+
+    @classmethod
+    def prune(cls, lines_kept: int) -> int:
+        """Keeps the last `lines_kept` lines of each space's run log; returns the lines deleted."""
+        deleted = 0
+        for space_id, last in cls.objects.values_list("space").annotate(n=models.Max("number")):
+            deleted += cls.objects.filter(space_id=space_id, number__lte=last - lines_kept).delete()[0]
+        return deleted
 
 
 class Variable(models.Model):
