@@ -118,3 +118,14 @@ def test_an_administrator_sets_quotas_and_space_limits_in_the_admin(live, client
     assert Quota.limit(User.objects.create_user("bob"), "spaces") == settings.QUOTA_SPACES
     page = client.get(f"/admin/spaces/space/{space.pk}/change/")
     assert page.status_code == 200 and "memory_limit_mb" in page.content.decode()
+
+
+def test_a_visit_does_not_wake_a_space_past_its_owners_running_quota(ada, client):
+    user, _ = ada
+    running_space(user, "one")
+    asleep = running_space(user, "two")
+    Space.objects.filter(pk=asleep.pk).update(stage="SLEEPING")
+    Quota.objects.create(user=user, running_spaces=1)
+    page = client.get("/_runner/wake/", HTTP_HOST=asleep.host)
+    assert page.status_code == 503 and "running_spaces quota is full" in page.content.decode()
+    assert Space.objects.get(pk=asleep.pk).stage == "SLEEPING"
