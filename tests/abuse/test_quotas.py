@@ -7,6 +7,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from builder import tasks
 from spacedock.accounts.models import Quota
 from spacedock.spaces.models import Build, Space
 
@@ -129,3 +130,21 @@ def test_a_visit_does_not_wake_a_space_past_its_owners_running_quota(ada, client
     page = client.get("/_runner/wake/", HTTP_HOST=asleep.host)
     assert page.status_code == 503 and "running_spaces quota is full" in page.content.decode()
     assert Space.objects.get(pk=asleep.pk).stage == "SLEEPING"
+
+
+def test_a_build_on_one_more_gradio_version_than_the_quota_fails_saying_which_to_use(
+    live, ada, make_repo, settings
+):
+    user, token = ada
+    Quota.objects.create(user=user, sdk_versions=1)
+    Space.create(user, "old", sdk="gradio", sdk_version="5.0.0")
+    readme = "---\nsdk: gradio\nsdk_version: 4.44.1\n---\n"
+    repo = make_repo({"README.md": readme, "app.py": "print('hi')\n"})
+    repo.git("checkout", "-q", "-b", "wip")  # stored, not built: the build runs in this process
+    assert repo.git("push", live.git_url("ada", "new", token), "wip", check=False).returncode == 0
+    space = Space.objects.get(name="new")
+    build = Build.objects.create(space=space, commit_sha=repo.git("rev-parse", "HEAD").stdout.strip())
+    tasks.build(build.pk)
+    build.refresh_from_db()
+    assert build.state == "failed"
+    assert "Quota exceeded: sdk_versions (at most 1 Gradio versions" in build.error and "5.0.0" in build.error
