@@ -64,7 +64,9 @@ def sleeptime(request, space: Space):
     try:
         space.set_sleep_time(json_body(request).get("seconds"))
     except ValueError:
-        return api_error(400, 'Send {"seconds": N} with N from 60 to 31536000 (a year), or -1 to never sleep')
+        return api_error(
+            400, 'Send {"seconds": N} with N at least 60 and at most 31536000 (a year), or -1 to never sleep'
+        )
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))
 
