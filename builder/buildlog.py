@@ -4,7 +4,7 @@ import time
 
 from django.utils import timezone
 
-from spacedock.spaces.models import Build, BuildLogLine
+from spacedock.spaces.models import Build, BuildLogLine, cut_line
 
 FLUSH_SECONDS = 0.5
 HEARTBEAT_SECONDS = 10
@@ -27,7 +27,7 @@ class BuildLog:
 
     def write(self, text: str) -> None:
         self.pending.append(
-            BuildLogLine(build=self.build, number=self.next_number, text=self.redact(text)[:10_000])
+            BuildLogLine(build=self.build, number=self.next_number, text=cut_line(self.redact(text)))
         )
         self.next_number += 1
         if time.monotonic() - self.flushed_at >= FLUSH_SECONDS:

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from builder import docker_build, dockerfiles
 from builder.buildlog import BuildLog
+from spacedock.accounts.models import Quota, QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
 from spacedock.labels import LABEL_BUILD, LABEL_COMMIT, LABEL_INSTANCE, LABEL_SDK, LABEL_SPACE
 from spacedock.spaces import config as spaceconfig
@@ -94,6 +95,24 @@ def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: 
     return tag
 
 
+def check_sdk_quota(space: Space, version: str) -> None:
+    """BuildError when one more Gradio version would pass the owner's quota: each version is a
+    shared SDK image of its own (hundreds of MB) that someone has to build and keep."""
+    used = set(
+        Space.objects.filter(owner=space.owner_id, sdk="gradio")
+        .exclude(pk=space.pk)
+        .exclude(sdk_version="")
+        .values_list("sdk_version", flat=True)
+    )
+    if version not in used:
+        try:
+            Quota.require(space.owner, "sdk_versions", len(used))
+        except QuotaExceeded as exc:
+            raise docker_build.BuildError(
+                f"{exc} Your spaces use Gradio {', '.join(sorted(used))}: pick one of them as sdk_version."
+            ) from None
+
+
 def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline: float) -> str:
     space = build.space
     sha = build.commit_sha
@@ -105,7 +124,11 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     buildlog.write(f"==> Building {space.full_name} at {sha[:7]}")
     context = workdir / "src"
     context.mkdir()
-    for warning in gitrepo.export(space.repo_path, sha, context):
+    try:
+        warnings = gitrepo.export(space.repo_path, sha, context)
+    except gitrepo.TooLarge as exc:
+        raise docker_build.BuildError(str(exc)) from None
+    for warning in warnings:
         buildlog.write(f"==> Warning: {warning}")
     readme = context / "README.md"
     try:
@@ -129,6 +152,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     build_args: dict[str, str] = {}
     hub_env = {k: v for k, v in space.env().items() if k.startswith("SPACE_") or k == "SYSTEM"}
     if config.sdk == "gradio":
+        check_sdk_quota(space, config.sdk_version)
         sdk_image = ensure_sdk_image(config.sdk_version, workdir, buildlog, deadline, should_stop)
         dockerfile = workdir / "Dockerfile"
         dockerfile.write_text(dockerfiles.gradio_dockerfile(sdk_image, config, files, hub_env))

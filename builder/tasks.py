@@ -14,7 +14,7 @@ from django.utils import timezone
 from builder import docker_build
 from builder.buildlog import BuildLog
 from builder.images import build_space_image, prune_images
-from spacedock.spaces.models import Build
+from spacedock.spaces.models import Build, BuildLogLine, RunLogLine
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +87,9 @@ def reap_stuck_builds(stale_after: float | None = None) -> int:
             shutil.rmtree(leftover, ignore_errors=True)
         reaped += 1
     return reaped
+
+
+@shared_task(name="builder.tasks.prune_logs")
+def prune_logs() -> int:
+    """Old log lines go: each space keeps its run log's last lines and its last builds' logs."""
+    return RunLogLine.prune(settings.LOG_RUN_LINES_KEPT) + BuildLogLine.prune(settings.LOG_BUILDS_KEPT)

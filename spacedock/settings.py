@@ -34,6 +34,19 @@ def envstr(name: str, default: str) -> str:
     return os.getenv(name, default)
 
 
+def envrate(name: str, default: str) -> tuple[int, int]:
+    """A rate limit written `<count>/<seconds>`, e.g. `10/300`; a count of 0 turns it off."""
+    value = os.getenv(name, default)
+    count, _, seconds = value.partition("/")
+    try:
+        parsed = int(count), int(seconds)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected <count>/<seconds>, e.g. 10/300") from None
+    if parsed[0] < 0 or parsed[1] <= 0:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected <count>/<seconds>, e.g. 10/300")
+    return parsed
+
+
 def database_from_url(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -95,11 +108,20 @@ _default_port = {"http": 80, "https": 443}.get(SCHEME)
 PUBLIC_PORT = envint("SPACEDOCK_PUBLIC_PORT", str(PORT))
 PORT_SUFFIX = "" if PUBLIC_PORT == _default_port else f":{PUBLIC_PORT}"
 SITE_URL = envstr("SPACEDOCK_SITE_URL", f"{SCHEME}://{DOMAIN}{PORT_SUFFIX}")
+if SCHEME == "https" and (len(SECRET_KEY) < 32 or "change-me" in SECRET_KEY.lower()):
+    # Anyone who knows the key signs sessions and private-space links: a placeholder on a public
+    # install is an open door.
+    raise ImproperlyConfigured(
+        "SPACEDOCK_SECRET_KEY is a placeholder or shorter than 32 characters: set a random one, e.g. "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(48))', or unset it to have one made "
+        "and kept in the data folder."
+    )
 
 ALLOWED_HOSTS = [DOMAIN, "127.0.0.1", "localhost", f".{SPACES_DOMAIN}"]
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -162,7 +184,18 @@ SESSION_COOKIE_DOMAIN = None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = SCHEME == "https"
 CSRF_COOKIE_SECURE = SCHEME == "https"
+# gunicorn listens on loopback only, behind Caddy, which sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = envint("SPACEDOCK_HSTS_SECONDS", "31536000" if SCHEME == "https" else "0")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 LOGIN_URL = "/login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -196,6 +229,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-builds": {"task": "builder.tasks.reap_stuck_builds", "schedule": 60.0},
+    "prune-logs": {"task": "builder.tasks.prune_logs", "schedule": 3600.0},
 }
 
 # Names and labels of what Spacedock makes in Docker; two installs on one engine use two names.
@@ -246,5 +280,48 @@ RUNNER_FIREWALL = envbool("SPACEDOCK_RUNNER_FIREWALL", "true")
 EMBED_TOKEN_MAX_AGE = envint("SPACEDOCK_EMBED_TOKEN_MAX_AGE", "3600")
 # /metrics: with a token, scrapers send it as a bearer token; without one, only this machine may read.
 METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")
+# Log streams per web process: at most this many at once, this many from one address, and each
+# ends after this many seconds (clients reconnect). Keep STREAM_SLOTS well below gunicorn's threads.
+STREAM_SLOTS = envint("SPACEDOCK_STREAM_SLOTS", "6")
+STREAMS_PER_CLIENT = envint("SPACEDOCK_STREAMS_PER_CLIENT", "3")
+STREAM_MAX_SECONDS = envint("SPACEDOCK_STREAM_MAX_SECONDS", "600")
+# Each counted per address and per user (spacedock/ratelimits.py), in Django's cache.
+RATE_LIMITS = {
+    "login": envrate("SPACEDOCK_RATE_LOGIN", "10/300"),  # failed sign-ins
+    "signup": envrate("SPACEDOCK_RATE_SIGNUP", "5/3600"),
+    "tokens": envrate("SPACEDOCK_RATE_TOKENS", "20/3600"),
+    "api": envrate("SPACEDOCK_RATE_API", "300/60"),
+    "git": envrate("SPACEDOCK_RATE_GIT", "120/60"),
+}
+# Logs: a longer line is cut; hourly, each space keeps its run log's last lines and its last builds' logs.
+LOG_LINE_MAX = envint("SPACEDOCK_LOG_LINE_MAX", "16384")
+LOG_RUN_LINES_KEPT = envint("SPACEDOCK_LOG_RUN_LINES_KEPT", "10000")
+LOG_BUILDS_KEPT = envint("SPACEDOCK_LOG_BUILDS_KEPT", "10")
+# Sizes: a push's pack, a commit's files once written out for a build, a README the page renders.
+MAX_PUSH_MB = envint("SPACEDOCK_MAX_PUSH_MB", "1024")
+MAX_EXPORT_MB = envint("SPACEDOCK_MAX_EXPORT_MB", "2048")
+MAX_README_BYTES = envint("SPACEDOCK_MAX_README_KB", "512") * 1024
+# Per user, unless an administrator sets the user's own (accounts.Quota, in /admin/).
+QUOTA_SPACES = envint("SPACEDOCK_QUOTA_SPACES", "20")
+QUOTA_CONCURRENT_BUILDS = envint("SPACEDOCK_QUOTA_CONCURRENT_BUILDS", "2")
+QUOTA_RUNNING_SPACES = envint("SPACEDOCK_QUOTA_RUNNING_SPACES", "5")
+QUOTA_RUNNING_MEMORY_MB = envint("SPACEDOCK_QUOTA_RUNNING_MEMORY_MB", "20480")
+QUOTA_NEVER_SLEEP = envint("SPACEDOCK_QUOTA_NEVER_SLEEP", "1")
+QUOTA_PINNED_BUILDS = envint("SPACEDOCK_QUOTA_PINNED_BUILDS", "10")
+QUOTA_SDK_VERSIONS = envint("SPACEDOCK_QUOTA_SDK_VERSIONS", "3")
+# Shared by every process: Redis when there is one, else files in the data folder.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    )
+    | {"KEY_PREFIX": INSTANCE},
+}
 # Before everything else: a NUL byte in a name must be a 400, not a database error.
 MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")
+MIDDLEWARE.append("spacedock.ratelimits.limit_api")
+MIDDLEWARE.insert(1, "spacedock.middleware.content_security_policy")

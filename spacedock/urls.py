@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import include, path, re_path
 
 from spacedock.api import views_files
@@ -8,6 +9,7 @@ urlpatterns = [
     path("", include("spacedock.proxy.urls")),
     path("", include("spacedock.health.urls")),
     path("api/", include("spacedock.api.urls")),
+    path("admin/", admin.site.urls),
     re_path(
         r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/(?P<action>info/refs|git-upload-pack|git-receive-pack)$",
         smart_http,

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,9 @@ class Server:
         return f"http://{auth}127.0.0.1:{self.port}/spaces/{owner}/{name}"
 
 
-@pytest.fixture(scope="session")
-def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Server:
-    """gunicorn serving the test database, as `make up` runs it."""
+@contextmanager
+def gunicorn(tmp_path_factory, **env: str):
+    """gunicorn serving the test database, as `make up` runs it, with `env` on top of the suite's."""
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     with open(log, "wb") as out:
@@ -82,7 +83,7 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Server:
                 "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
                 "--threads", "16", "--timeout", "120",
             ],
-            cwd=ROOT, env=process_env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=process_env(**env), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -91,6 +92,12 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Server:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Server:
+    with gunicorn(tmp_path_factory) as started:
+        yield started
 
 
 @pytest.fixture

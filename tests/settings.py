@@ -15,6 +15,20 @@ def _free_port() -> str:
 # starts, so every page and every process agrees on the spaces' URLs.
 os.environ.setdefault("SPACEDOCK_PORT", _free_port())
 os.environ.setdefault("SPACEDOCK_INSTANCE", "sdtest")
+# The suite signs up, pushes and calls the API from 127.0.0.1 far faster than any person; the
+# abuse tests start a server of their own with low limits.
+for _rate in ("LOGIN", "SIGNUP", "TOKENS", "API", "GIT"):
+    os.environ.setdefault(f"SPACEDOCK_RATE_{_rate}", "100000/60")
+# The same for quotas: the quota tests set a user's own (accounts.Quota), as an administrator would.
+for _quota in (
+    "SPACES",
+    "CONCURRENT_BUILDS",
+    "RUNNING_SPACES",
+    "RUNNING_MEMORY_MB",
+    "NEVER_SLEEP",
+    "PINNED_BUILDS",
+):
+    os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403

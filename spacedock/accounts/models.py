@@ -1,7 +1,9 @@
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 
@@ -62,3 +64,54 @@ class AccessToken(models.Model):
     def revoke(self) -> None:
         self.revoked = timezone.now()
         self.save(update_fields=["revoked"])
+
+
+class QuotaExceeded(PermissionDenied):
+    """A user asked for more than their quota allows; the message names the quota and the limit."""
+
+    def __init__(self, quota: str, limit: int, what: str, status: int = 403):
+        self.quota, self.limit, self.status = quota, limit, status
+        super().__init__(
+            f"Quota exceeded: {quota} (at most {limit} {what}). Free one up, or ask an administrator "
+            "to raise your quota."
+        )
+
+
+# A quota's setting and how its message counts it.
+QUOTAS = {
+    "spaces": ("QUOTA_SPACES", "spaces"),
+    "concurrent_builds": ("QUOTA_CONCURRENT_BUILDS", "builds queued or running at once"),
+    "running_spaces": ("QUOTA_RUNNING_SPACES", "spaces running at once"),
+    "running_memory_mb": ("QUOTA_RUNNING_MEMORY_MB", "MB of memory across running spaces"),
+    "never_sleep": ("QUOTA_NEVER_SLEEP", "spaces that never sleep"),
+    "pinned_builds": ("QUOTA_PINNED_BUILDS", "pinned builds"),
+    "sdk_versions": ("QUOTA_SDK_VERSIONS", "Gradio versions across your builds"),
+}
+
+
+class Quota(models.Model):
+    """One user's quotas where an administrator set them; an empty field means the setting."""
+
+    user = models.OneToOneField(User, models.CASCADE, related_name="quota")
+    spaces = models.IntegerField(null=True, blank=True)
+    concurrent_builds = models.IntegerField(null=True, blank=True)
+    running_spaces = models.IntegerField(null=True, blank=True)
+    running_memory_mb = models.IntegerField(null=True, blank=True)
+    never_sleep = models.IntegerField(null=True, blank=True)
+    pinned_builds = models.IntegerField(null=True, blank=True)
+    sdk_versions = models.IntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"quota of {self.user.username}"
+
+    @classmethod
+    def limit(cls, user: User, quota: str) -> int:
+        row = cls.objects.filter(user=user).values_list(quota, flat=True).first()
+        return row if row is not None else getattr(settings, QUOTAS[quota][0])
+
+    @classmethod
+    def require(cls, user: User, quota: str, used: int, adding: int = 1, status: int = 403) -> None:
+        """Raises QuotaExceeded when `used + adding` is past the user's `quota`."""
+        limit = cls.limit(user, quota)
+        if used + adding > limit:
+            raise QuotaExceeded(quota, limit, QUOTAS[quota][1], status)

@@ -6,24 +6,29 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
+from django.db import IntegrityError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from spacedock import ratelimits
 from spacedock.accounts.models import AccessToken
+from spacedock.accounts.names import username_problem
+from spacedock.clients import client_ip
 from spacedock.spaces.models import valid_name
-
-# First path segments that are pages, not people: /<username> is a profile.
-RESERVED = {"api", "spaces", "embed", "login", "logout", "signup", "settings", "static", "admin", "new"}
 
 
 class SignupForm(UserCreationForm):
     def clean_username(self):
         username = super().clean_username()
-        if username.lower() in RESERVED or not valid_name(username) or "." in username:
-            raise forms.ValidationError("Use letters, digits, '-' and '_' (and not a reserved word).")
+        if username is None or "username" in self.errors:  # taken: the form says so already
+            return username
+        if not valid_name(username) or "." in username:
+            raise forms.ValidationError("Use letters, digits, '-' and '_', starting with a letter or digit.")
+        if problem := username_problem(username):
+            raise forms.ValidationError(problem)
         return username
 
 
@@ -34,10 +39,23 @@ def safe_next(request, default: str = "/") -> str:
     return default
 
 
+def _too_many(request, template: str, context: dict, retry: int):
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(retry)
+    return response
+
+
 def signup(request):
     form = SignupForm(request.POST or None)
+    if request.method == "POST" and (retry := ratelimits.hit("signup", f"ip:{client_ip(request)}")):
+        form.add_error(None, ratelimits.message("sign-ups", retry))
+        return _too_many(request, "accounts/signup.html", {"form": form}, retry)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        try:
+            user = form.save()
+        except IntegrityError:  # taken between the check and the insert
+            form.add_error("username", "A user with that username already exists.")
+            return render(request, "accounts/signup.html", {"form": form})
         login(request, user)
         messages.success(request, f"Welcome, {user.username}. Create a token to push your first space.")
         return redirect("tokens")
@@ -46,10 +64,19 @@ def signup(request):
 
 def signin(request):
     form = AuthenticationForm(request, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        login(request, form.get_user())
-        return redirect(safe_next(request))
-    return render(request, "accounts/login.html", {"form": form, "next": safe_next(request)})
+    context = {"form": form, "next": safe_next(request)}
+    if request.method == "POST":
+        # Failed sign-ins count per address and per username; a locked name or address is told so
+        # before its password is even checked.
+        callers = (f"ip:{client_ip(request)}", f"name:{request.POST.get('username', '').lower()[:150]}")
+        if retry := ratelimits.over("login", *callers):
+            form.add_error(None, ratelimits.message("failed sign-ins", retry))
+            return _too_many(request, "accounts/login.html", context, retry)
+        if form.is_valid():
+            login(request, form.get_user())
+            return redirect(safe_next(request))
+        ratelimits.hit("login", *callers)
+    return render(request, "accounts/login.html", context)
 
 
 @require_POST
@@ -91,6 +118,11 @@ def create_token(request):
     if not name or scope not in ("read", "write"):
         messages.error(request, "Give the token a name and pick read or write.")
         return redirect("tokens")
+    if retry := ratelimits.hit("tokens", f"ip:{client_ip(request)}", f"user:{request.user.pk}"):
+        messages.error(request, ratelimits.message("new tokens", retry))
+        response = tokens(request)
+        response.status_code, response["Retry-After"] = 429, str(retry)
+        return response
     _, raw = AccessToken.issue(request.user, name, scope)
     # Shown once, on the next page, then gone: the session keeps it for one read only.
     request.session["new_token"] = {"name": name, "value": raw}

@@ -12,22 +12,25 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 
 from spacedock.accounts.auth import BadCredentials
+from spacedock.accounts.models import QuotaExceeded
 from spacedock.spaces.access import SignInRequired
 
 
 class ApiError(Exception):
     """An answer in the Hub's error shape, raised from anywhere in a view."""
 
-    def __init__(self, status: int, message: str, code: str = ""):
+    def __init__(self, status: int, message: str, code: str = "", retry_after: int = 0):
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.retry_after = status, message, code, retry_after
 
 
-def api_error(status: int, message: str, code: str = "") -> JsonResponse:
+def api_error(status: int, message: str, code: str = "", retry_after: int = 0) -> JsonResponse:
     response = JsonResponse({"error": message}, status=status)
     response["X-Error-Message"] = message
     if code:
         response["X-Error-Code"] = code
+    if status == 429:
+        response["Retry-After"] = str(max(retry_after, 1))
     return response
 
 
@@ -41,12 +44,14 @@ def with_api_errors(view: Callable) -> Callable:
             return api_error(401, "Invalid credentials in Authorization header")
         except SignInRequired as exc:
             return api_error(401, str(exc))
+        except QuotaExceeded as exc:
+            return api_error(exc.status, str(exc), code="QuotaExceeded", retry_after=60)
         except PermissionDenied as exc:
             return api_error(403, str(exc) or "Forbidden")
         except Http404:
             return api_error(404, "Repository not found", code="RepoNotFound")
         except ApiError as exc:
-            return api_error(exc.status, exc.message, exc.code)
+            return api_error(exc.status, exc.message, exc.code, exc.retry_after)
 
     return wrapper
 
@@ -60,6 +65,18 @@ def json_body(request) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object")
     return data
+
+
+def row_id(value: object) -> int | None:
+    """A database id written as a number or as ASCII digits; None for anything else, including
+    numbers no id column holds (a Postgres bigint overflows at 19 digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 < value < 2**63 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value) or None
+    return None
 
 
 def required(data: dict, key: str) -> str:

@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from spacedock.api.protocol import api_error, json_body, with_api_errors
+from spacedock.api.protocol import api_error, json_body, row_id, with_api_errors
 from spacedock.api.serializers import runtime_json
 from spacedock.spaces.access import space_owner, space_reader
 from spacedock.spaces.models import Space
@@ -43,6 +43,7 @@ def restart(request, space: Space):
         if space.factory_rebuild() is None:
             return api_error(400, "Nothing to rebuild: push a commit first")
     else:
+        space.check_run_quota()
         space.request_restart()
         # A sleeping space wakes for a restart; the runner replaces a running one.
         Space.objects.filter(pk=space.pk, stage__in=("SLEEPING", "STOPPED")).update(
@@ -63,21 +64,22 @@ def sleeptime(request, space: Space):
     try:
         space.set_sleep_time(json_body(request).get("seconds"))
     except ValueError:
-        return api_error(400, 'Send {"seconds": N} with N at least 60, or -1 to never sleep')
+        return api_error(
+            400, 'Send {"seconds": N} with N at least 60 and at most 31536000 (a year), or -1 to never sleep'
+        )
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))
 
 
 @owner_action
 def rollback(request, space: Space):
-    build_id = str(json_body(request).get("build", ""))
+    build_id = row_id(json_body(request).get("build"))
     build = (
-        space.builds.filter(pk=build_id, state="succeeded").exclude(image="").first()
-        if build_id.isascii() and build_id.isdigit()
-        else None
+        space.builds.filter(pk=build_id, state="succeeded").exclude(image="").first() if build_id else None
     )
     if build is None:
         return api_error(400, 'Send {"build": <id>} naming a succeeded build of this space')
+    space.check_run_quota()
     space.rollback(build)
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))

@@ -42,8 +42,10 @@ def list_spaces(request):
     try:
         limit = min(int(request.GET.get("limit") or LIST_PAGE), LIST_PAGE)
         offset = max(int(request.GET.get("offset") or 0), 0)
+        if limit < 1 or offset > 10**9:
+            raise ValueError
     except ValueError:
-        raise ApiError(400, "limit and offset must be whole numbers") from None
+        raise ApiError(400, "limit must be a whole number from 1, offset one from 0 to 10**9") from None
     full = request.GET.get("full", "").lower() in ("1", "true")
     page = list(spaces.order_by(order, "pk")[offset : offset + limit + 1])
     response = JsonResponse([list_item(s, full) for s in page[:limit]], safe=False)
@@ -76,7 +78,10 @@ def env_entries(data: dict, field: str) -> dict[str, str]:
             key = check_variable_key(entry.get("key"))
         except ValueError as exc:
             raise ApiError(400, f"{field}: {exc}") from None
-        checked[key] = str(entry.get("value", ""))
+        value = entry.get("value", "")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ApiError(400, f"{field}: the value of {key} must be a string")
+        checked[key] = str(value)
     return checked
 
 

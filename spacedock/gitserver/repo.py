@@ -37,11 +37,32 @@ def _blob(path: Path, sha: str, file: str):
         return None
 
 
-def read_file(path: Path, sha: str, file: str) -> bytes | None:
+class TooLarge(Exception):
+    """A file or a commit bigger than what may be read or built; the message gives both sizes."""
+
+
+def read_file(path: Path, sha: str, file: str, max_bytes: int | None = None) -> bytes | None:
+    """The file's bytes at `sha`, None when there is no such file; TooLarge, before anything is
+    read, when it is over `max_bytes`."""
     blob = _blob(path, sha, file)
     if blob is None or blob.type != "blob":
         return None
+    if max_bytes is not None and blob.size > max_bytes:
+        raise TooLarge(f"{file} is {blob.size // 1024} KiB; at most {max_bytes // 1024} KiB is read")
     return blob.data_stream.read()
+
+
+def expanded_size(path: Path, sha: str) -> int:
+    """The bytes a commit's files take once written out (blobs only, from the tree's sizes)."""
+    listing = subprocess.run(
+        ["git", f"--git-dir={path}", "ls-tree", "-r", "-l", "-z", sha], capture_output=True, check=True
+    ).stdout
+    total = 0
+    for entry in listing.split(b"\0"):
+        fields = entry.split(None, 4)
+        if len(fields) >= 4 and fields[1] == b"blob" and fields[3].isdigit():
+            total += int(fields[3])
+    return total
 
 
 def has_file(path: Path, sha: str, file: str) -> bool:
@@ -55,6 +76,13 @@ def export(path: Path, sha: str, dest: Path) -> list[str]:
     A commit, not a working copy: a push during the build cannot change what is built.
     Links that point outside the repository are left out, not followed.
     """
+    size = expanded_size(path, sha)
+    if size > settings.MAX_EXPORT_MB * 1024 * 1024:
+        raise TooLarge(
+            f"commit {sha[:7]} holds {size / 2**20:.0f} MiB of files; builds take at most "
+            f"{settings.MAX_EXPORT_MB} MiB (SPACEDOCK_MAX_EXPORT_MB). Keep large files out of the "
+            "repository: download models and data when the app starts."
+        )
     skipped: list[str] = []
 
     def only_inside(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:

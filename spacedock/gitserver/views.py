@@ -15,7 +15,10 @@ from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from spacedock import ratelimits
 from spacedock.accounts.auth import BadCredentials, principal
+from spacedock.accounts.models import QuotaExceeded
+from spacedock.clients import client_ip
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
 
@@ -70,6 +73,9 @@ def smart_http(request, owner: str, name: str, action: str):
         return _ask_for_token(f"Authentication failed: {exc}.\n{_how_to_push(owner, name)}")
     # A push needs a token (git's Basic credentials); a session never pushes.
     token, user = who.token, who.user
+    callers = [f"ip:{client_ip(request)}"] + ([f"user:{user.pk}"] if user else [])
+    if retry := ratelimits.hit("git", *callers):
+        return _text(429, ratelimits.message("git requests", retry), Retry_After=str(retry))
 
     space = Space.objects.select_related("owner").filter(owner__username=owner, name=name).first()
     hidden = space is None or not space.can_read(user)
@@ -85,11 +91,19 @@ def smart_http(request, owner: str, name: str, action: str):
                     f"{owner}/{name} does not exist, and you ({user.username}) can only create "
                     f"spaces under your own name: push to /spaces/{user.username}/{name}",
                 )
-            space = Space.create(user, name)
+            try:
+                space = Space.create(user, name)
+            except QuotaExceeded as exc:
+                return _text(exc.status, str(exc))
         elif hidden:
             return _text(404, f"Space {owner}/{name} not found.")
         elif not space.can_write(user):
             return _text(403, f"You ({user.username}) cannot push to {owner}/{name}: it belongs to {owner}.")
+        try:  # a push builds, then runs: both must fit the owner's quotas
+            space.check_build_quota()
+            space.check_run_quota()
+        except QuotaExceeded as exc:
+            return _text(exc.status, str(exc))
     elif hidden:
         if token is None:
             # Anonymous callers learn nothing: private and missing look alike, and git
@@ -98,6 +112,15 @@ def smart_http(request, owner: str, name: str, action: str):
         return _text(404, f"Space {owner}/{name} not found.")
 
     return _run_backend(request, space, user.username if user else "", action)
+
+
+def push_too_large(size: int = 0) -> str:
+    got = f" ({size / 2**20:.0f} MiB)" if size else ""
+    return (
+        f"This push is too large{got}: pushes are limited to {settings.MAX_PUSH_MB} MiB "
+        "(SPACEDOCK_MAX_PUSH_MB). Keep large files out of the repository: download models and data "
+        "when the app starts."
+    )
 
 
 def _cgi_environ(request, space: Space, remote_user: str, action: str) -> dict:
@@ -112,9 +135,12 @@ def _cgi_environ(request, space: Space, remote_user: str, action: str) -> dict:
         "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),
         "REMOTE_USER": remote_user,
         # Hooks come from the code, not from the repository: a repo cannot bring its own.
-        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_COUNT": "2",
         "GIT_CONFIG_KEY_0": "core.hooksPath",
         "GIT_CONFIG_VALUE_0": str(HOOKS_DIR),
+        # A chunked push has no length to check first: git stops reading the pack past this.
+        "GIT_CONFIG_KEY_1": "receive.maxInputSize",
+        "GIT_CONFIG_VALUE_1": str(settings.MAX_PUSH_MB * 1024 * 1024),
         "SPACEDOCK_PYTHON": sys.executable,
         "SPACEDOCK_MANAGE": str(Path(settings.BASE_DIR) / "manage.py"),
         "SPACEDOCK_SPACE_ID": str(space.pk),
@@ -151,6 +177,9 @@ def _copy_body(request, sink) -> None:
 
 
 def _run_backend(request, space: Space, remote_user: str, action: str):
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if action == "git-receive-pack" and length > settings.MAX_PUSH_MB * 1024 * 1024:
+        return _text(413, push_too_large(length))
     chunked = not request.META.get("CONTENT_LENGTH")
     if request.method == "POST" and chunked and not request.META.get("wsgi.input_terminated"):
         return _text(411, "This server needs a Content-Length, or a server that ends chunked bodies.")

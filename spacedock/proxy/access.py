@@ -43,7 +43,7 @@ def decide(request, space: Space, uri: str) -> tuple[str, str]:
             clean = urlencode([(k, v) for k, v in query if k != QUERY_KEY])
             return "redirect", (parts.path or "/") + (f"?{clean}" if clean else "")
         return "deny", "The link has expired: open the space from its page again."
-    if (cookie := request.COOKIES.get(COOKIE)) and _reader(space, cookie, SALT_COOKIE, COOKIE_MAX_AGE):
+    if (cookie := request.COOKIES.get(cookie_name())) and _reader(space, cookie, SALT_COOKIE, COOKIE_MAX_AGE):
         return "allow", ""
     try:
         token = token_from_request(request)
@@ -58,6 +58,12 @@ def decide(request, space: Space, uri: str) -> tuple[str, str]:
     return "deny", "This space is private. Open it from its page on the platform while signed in."
 
 
+def cookie_name() -> str:
+    """On https the cookie is `__Host-` prefixed: browsers then keep it to the one host that set it,
+    secure and for every path, so no sibling subdomain can plant or widen it."""
+    return f"__Host-{COOKIE}" if settings.SCHEME == "https" else COOKIE
+
+
 def set_cookie(response, request, space: Space) -> None:
     signed = next(
         (v for k, v in parse_qsl(urlsplit(_uri(request)).query) if k == QUERY_KEY),
@@ -67,7 +73,7 @@ def set_cookie(response, request, space: Space) -> None:
     user = User.objects.get(pk=data["u"])
     secure = settings.SCHEME == "https"
     response.set_cookie(
-        COOKIE,
+        cookie_name(),
         signed_token(space, user, SALT_COOKIE),
         max_age=COOKIE_MAX_AGE,
         httponly=True,

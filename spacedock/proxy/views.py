@@ -9,6 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
+from spacedock.accounts.models import QuotaExceeded
+from spacedock.clients import LOOPBACK
 from spacedock.health.models import Counter
 from spacedock.proxy import access, hosts, paths
 from spacedock.spaces import notify
@@ -40,6 +42,15 @@ def forward_auth(request):
     return _gate(request, target.space, request.META.get("HTTP_X_FORWARDED_URI", "/")) or HttpResponse("ok")
 
 
+def _over_run_quota(space: Space) -> str:
+    """Why waking this space would pass its owner's running quotas, or ""."""
+    try:
+        space.check_run_quota()
+    except QuotaExceeded as exc:
+        return f"This space cannot wake now: its owner's {exc.quota} quota is full ({exc.limit})."
+    return ""
+
+
 @xframe_options_exempt
 def wake(request, rest: str = ""):
     """Every request to a subdomain whose app is not serving: wake it, or say why it cannot serve."""
@@ -51,7 +62,8 @@ def wake(request, rest: str = ""):
     uri = request.get_full_path()[len(paths.WAKE_PREFIX) :] or "/"
     if denied := _gate(request, space, uri):
         return denied
-    if space.stage in WAKEABLE and not space.paused and space.deployed_build_id:
+    over_quota = _over_run_quota(space) if space.stage in WAKEABLE else ""
+    if space.stage in WAKEABLE and not space.paused and space.deployed_build_id and not over_quota:
         woke = Space.objects.filter(pk=space.pk, stage__in=WAKEABLE, paused=False).update(
             stage="APP_STARTING", stage_message="", last_request_at=timezone.now()
         )
@@ -66,7 +78,7 @@ def wake(request, rest: str = ""):
         "BUILDING",
         "RUNNING_BUILDING",
     )
-    state = {"stage": space.stage, "message": space.stage_message, "starting": starting}
+    state = {"stage": space.stage, "message": over_quota or space.stage_message, "starting": starting}
     if request.headers.get("X-Spacedock-Poll"):
         response = JsonResponse(state)
     else:
@@ -86,6 +98,9 @@ def tls_ask(request):
     200 only for the platform's own domain, an existing space's host, or a pinned build's
     host: nobody can make this server ask a CA for certificates of names it does not serve.
     """
+    if request.META.get("REMOTE_ADDR") not in LOOPBACK or "HTTP_X_FORWARDED_FOR" in request.META:
+        # Only the local Caddy asks, directly; through the proxy this would list which names exist.
+        return HttpResponse("only the local Caddy asks here\n", status=403, content_type="text/plain")
     domain = request.GET.get("domain", "").strip().lower().rstrip(".")
     if domain == settings.DOMAIN.lower() or hosts.lookup(domain) is not None:
         return HttpResponse("ok\n", content_type="text/plain")

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from spacedock.accounts.models import Quota
 from spacedock.celery import app as celery_app
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.models import LfsObject
@@ -78,10 +79,21 @@ VISIBILITIES = ("public", "private")
 BUILD_TASK = "builder.tasks.build"
 
 
+MAX_SLEEP_TIME = 365 * 24 * 3600
+
+
 def check_sleep_time(seconds: object) -> int:
     """Seconds idle before sleeping, when allowed (at least a minute, or -1 for never); else ValueError."""
-    if not isinstance(seconds, int) or isinstance(seconds, bool) or (seconds < 60 and seconds != -1):
-        raise ValueError("The sleep time is a whole number of seconds, at least 60, or -1 to never sleep.")
+    if (
+        not isinstance(seconds, int)
+        or isinstance(seconds, bool)
+        or (seconds < 60 and seconds != -1)
+        or seconds > MAX_SLEEP_TIME
+    ):
+        raise ValueError(
+            f"The sleep time is a whole number of seconds, from 60 to {MAX_SLEEP_TIME} (a year), "
+            "or -1 to never sleep."
+        )
     return seconds
 
 
@@ -195,6 +207,7 @@ class Space(models.Model):
 
     @classmethod
     def create(cls, owner: User, name: str, **fields) -> "Space":
+        Quota.require(owner, "spaces", owner.spaces.count())
         space = cls.objects.create(
             owner=owner, name=name, subdomain=make_subdomain(owner.username, name), **fields
         )
@@ -241,6 +254,9 @@ class Space(models.Model):
 
     def set_sleep_time(self, seconds: int) -> None:
         """Seconds idle before the runner puts the app to sleep; -1 never."""
+        if check_sleep_time(seconds) == -1 and self.sleep_time != -1:
+            awake = self.owner.spaces.filter(sleep_time=-1).exclude(pk=self.pk).count()
+            Quota.require(self.owner, "never_sleep", awake)
         Space.objects.filter(pk=self.pk).update(sleep_time=check_sleep_time(seconds))
         self.sleep_time = seconds
         notify.poke_on_commit()
@@ -252,6 +268,26 @@ class Space(models.Model):
         Space.objects.filter(pk=self.pk).update(visibility=visibility)
         self.visibility = visibility
         notify.poke_on_commit()
+
+    def check_build_quota(self) -> None:
+        """QuotaExceeded (429) when the owner already has their most builds queued or running;
+        this space's own are not counted, since a new push cancels them."""
+        active = Build.objects.filter(space__owner=self.owner_id, state__in=Build.ACTIVE).exclude(space=self)
+        Quota.require(self.owner, "concurrent_builds", active.count(), status=429)
+
+    def check_run_quota(self) -> None:
+        """QuotaExceeded when running this space too would pass the owner's running spaces or their
+        memory. Running: a deployed build, neither paused nor asleep."""
+        running = (
+            Space.objects.filter(owner=self.owner_id, deployed_build__isnull=False, paused=False)
+            .exclude(stage__in=("SLEEPING", "PAUSED", "STOPPED"))
+            .exclude(pk=self.pk)
+        )
+        Quota.require(self.owner, "running_spaces", running.count())
+        memory = sum(
+            space.memory_limit_mb or settings.RUN_MEMORY_MB for space in running.only("memory_limit_mb")
+        )
+        Quota.require(self.owner, "running_memory_mb", memory, self.memory_limit_mb or settings.RUN_MEMORY_MB)
 
     def factory_rebuild(self) -> "Build | None":
         """Rebuilds the head from scratch, without the build cache."""
@@ -503,6 +539,11 @@ class Build(models.Model):
         """Keeps this build's image and serves it at its own address, whatever is pushed later."""
         if self.state != "succeeded":
             raise ValueError(f"only a succeeded build can be pinned; this one is {self.state}")
+        if not self.pinned:
+            owner = self.space.owner
+            Quota.require(
+                owner, "pinned_builds", Build.objects.filter(space__owner=owner, pinned=True).count()
+            )
         Build.objects.filter(pk=self.pk).update(pinned=True)
         self.pinned = True
 
@@ -520,6 +561,14 @@ class Build(models.Model):
 
     def log_lines(self, offset: int = 0):
         return self.lines.filter(number__gte=offset).order_by("number")
+
+
+def cut_line(text: str) -> str:
+    """A log line at most LOG_LINE_MAX characters long, saying how much was cut."""
+    limit = settings.LOG_LINE_MAX
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters cut]"
 
 
 class LogLine(models.Model):
@@ -541,7 +590,22 @@ class BuildLogLine(LogLine):
     def append(cls, build: Build, text: str) -> None:
         # Only the build's own worker writes its log, so the next number is safe to count.
         last = cls.objects.filter(build=build).aggregate(n=models.Max("number"))["n"]
-        cls.objects.create(build=build, number=0 if last is None else last + 1, text=text)
+        cls.objects.create(build=build, number=0 if last is None else last + 1, text=cut_line(text))
+
+    @classmethod
+    def prune(cls, builds_kept: int) -> int:
+        """Deletes the logs of each space's builds older than its last `builds_kept`, keeping the
+        deployed and pinned builds' logs; returns the lines deleted."""
+        deleted = 0
+        for space in Space.objects.only("pk", "deployed_build_id"):
+            old = (
+                Build.objects.filter(space=space, pinned=False)
+                .exclude(pk=space.deployed_build_id)
+                .order_by("-created", "-pk")
+                .values_list("pk", flat=True)[builds_kept:]
+            )
+            deleted += cls.objects.filter(build_id__in=list(old)).delete()[0]
+        return deleted
 
 
 class RunLogLine(LogLine):
@@ -552,6 +616,7 @@ class RunLogLine(LogLine):
 
     @classmethod
     def append(cls, space: Space, text: str) -> None:
+        text = cut_line(cls.redact(space, text))
         # One runner owns a space at a time (its claim), but its log followers are threads: retry a clash.
         for _ in range(5):
             last = cls.objects.filter(space=space).aggregate(n=models.Max("number"))["n"]
@@ -561,6 +626,23 @@ class RunLogLine(LogLine):
                 return
             except IntegrityError:
                 continue
+
+    @staticmethod
+    def redact(space: Space, text: str) -> str:
+        """The line with the space's secret values written as ***: an app that prints its
+        environment must not publish it in a log anyone who can read the space sees."""
+        values = Variable.objects.filter(space=space, is_secret=True).values_list("value", flat=True)
+        for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
+
+    @classmethod
+    def prune(cls, lines_kept: int) -> int:
+        """Keeps the last `lines_kept` lines of each space's run log; returns the lines deleted."""
+        deleted = 0
+        for space_id, last in cls.objects.values_list("space").annotate(n=models.Max("number")):
+            deleted += cls.objects.filter(space_id=space_id, number__lte=last - lines_kept).delete()[0]
+        return deleted
 
 
 class Variable(models.Model):

@@ -3,6 +3,7 @@
 import git
 import markdown
 import nh3
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -11,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
+from spacedock.accounts.models import QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
@@ -58,9 +60,15 @@ def gallery(request):
 def readme_html(space: Space) -> str:
     """The README below its front matter, as HTML with nothing that can run."""
     try:
-        raw = gitrepo.read_file(space.repo_path, space.head_sha, "README.md") if space.head_sha else None
+        raw = (
+            gitrepo.read_file(space.repo_path, space.head_sha, "README.md", settings.MAX_README_BYTES)
+            if space.head_sha
+            else None
+        )
     except (git.NoSuchPathError, git.InvalidGitRepositoryError):
         raw = None  # the page still shows the app when the repository went missing
+    except gitrepo.TooLarge as exc:
+        return nh3.clean(f"<p><em>{exc}: too large to show here.</em></p>")
     if raw is None:
         return ""
     text = spaceconfig.FRONT_MATTER_RE.sub("", raw.decode("utf-8", "replace"), count=1)
@@ -106,7 +114,11 @@ def space_files(request, space: Space, path: str = ""):
                 entry.update(size=pointer[1], lfs=True)
             context["entries"].append(entry)
         return render(request, "spaces/files.html", context)
-    data = gitrepo.read_file(space.repo_path, space.head_sha, path)
+    try:
+        data = gitrepo.read_file(space.repo_path, space.head_sha, path, BLOB_LIMIT)
+    except gitrepo.TooLarge:
+        context.update(binary=True, size=_blob_size(space, path))  # shown as a size, never read
+        return render(request, "spaces/files.html", context)
     if data is None:
         raise Http404
     if pointer := lfs_pointer_of(space, space.head_sha, path):
@@ -118,6 +130,12 @@ def space_files(request, space: Space, path: str = ""):
     else:
         context["text"] = data.decode("utf-8", "replace")
     return render(request, "spaces/files.html", context)
+
+
+def _blob_size(space: Space, path: str) -> int:
+    folder, _, name = path.rpartition("/")
+    entries = gitrepo.tree_entries(space.repo_path, space.head_sha, folder) or []
+    return next((size for n, _, size in entries if n == name), 0)
 
 
 def _crumbs(path: str) -> list[tuple[str, str]]:
@@ -160,7 +178,11 @@ def pin(request, space: Space):
     if not (build_id.isascii() and build_id.isdigit()):
         raise Http404
     build = get_object_or_404(space.builds, pk=build_id, state="succeeded")
-    build.pin()
+    try:
+        build.pin()
+    except QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("space_embed", owner=space.owner.username, name=space.name)
     messages.success(request, f"Build {build.commit_sha[:7]} is pinned: its embed keeps showing it.")
     return redirect("space_embed", owner=space.owner.username, name=space.name)
 
@@ -179,9 +201,13 @@ def new_space(request):
         elif Space.objects.filter(owner=request.user, name=name).exists():
             error = f"You already have a space named {name}."
         else:
-            space = Space.create(request.user, name, visibility=visibility, title=name)
-            messages.success(request, "Space created. Push your app to it to build it.")
-            return redirect("space", owner=request.user.username, name=space.name)
+            try:
+                space = Space.create(request.user, name, visibility=visibility, title=name)
+            except QuotaExceeded as exc:
+                error = str(exc)
+            else:
+                messages.success(request, "Space created. Push your app to it to build it.")
+                return redirect("space", owner=request.user.username, name=space.name)
     return render(request, "spaces/new.html", {"name": name, "visibility": visibility, "error": error})
 
 

@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from spacedock.accounts.models import QuotaExceeded
 from spacedock.spaces.access import space_owner
 from spacedock.spaces.models import Space
 from spacedock.spaces.views import page_context
@@ -76,7 +77,11 @@ def set_sleep_time(request, space: Space):
     if seconds not in dict(SLEEP_CHOICES):
         messages.error(request, "Pick one of the offered sleep times.")
         return back(space)
-    space.set_sleep_time(seconds)
+    try:
+        space.set_sleep_time(seconds)
+    except QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return back(space)
     messages.success(request, f"Sleep time set to {dict(SLEEP_CHOICES)[seconds]}.")
     return back(space)
 

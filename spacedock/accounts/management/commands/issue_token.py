@@ -2,6 +2,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
 from spacedock.accounts.models import AccessToken
+from spacedock.accounts.names import username_problem
 from spacedock.spaces.models import NAME_RE
 
 
@@ -19,6 +20,8 @@ class Command(BaseCommand):
                 f"{username!r} is not a valid username: use letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit, at most 96 characters"
             )
+        if not User.objects.filter(username=username).exists() and (problem := username_problem(username)):
+            raise CommandError(problem)
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_unusable_password()

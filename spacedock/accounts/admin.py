@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from spacedock.accounts.models import AccessToken, Quota
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    list_display = (
+        "user",
+        "spaces",
+        "concurrent_builds",
+        "running_spaces",
+        "running_memory_mb",
+        "never_sleep",
+    )
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    list_display = ("user", "name", "scope", "hint", "created", "last_used", "revoked")
+    search_fields = ("user__username", "name")
+    readonly_fields = ("digest", "hint", "created", "last_used")
+    raw_id_fields = ("user",)
