@@ -10,7 +10,6 @@ from django.conf import settings
 from builder import docker_build, dockerfiles
 from builder.buildlog import BuildLog
 from spacedock.gitserver import repo as gitrepo
-from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.models import Build, Space
 
 BASE_PYTHON = "3.11"  # what the offline Debian base image carries
@@ -104,11 +103,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     context.mkdir()
     for warning in gitrepo.export(space.repo_path, sha, context):
         buildlog.write(f"==> Warning: {warning}")
-    readme = context / "README.md"
-    try:
-        config = spaceconfig.parse(readme.read_text(errors="replace") if readme.is_file() else "")
-    except spaceconfig.ConfigError as exc:
-        raise docker_build.BuildError(str(exc)) from None
+    config = build.space_config()  # read from README.md once, at the push
     if config.python_version and config.python_version not in (BASE_PYTHON, "3"):
         buildlog.write(
             f"==> Note: python_version {config.python_version} was asked for; "

@@ -5,15 +5,13 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
 from runner import caddy, embed, notify
 from spacedock.health.models import Counter
+from spacedock.spaces import stages
 from spacedock.spaces.models import Build, Space
-
-WAKEABLE = ("SLEEPING", "STOPPED")
 
 
 def space_for_host(request) -> Space | None:
@@ -56,14 +54,9 @@ def wake(request, rest: str = ""):
     uri = request.get_full_path()[len(caddy.WAKE_PREFIX) :] or "/"
     if denied := _gate(request, space, uri):
         return denied
-    if space.stage in WAKEABLE and not space.paused and space.deployed_build_id:
-        woke = Space.objects.filter(pk=space.pk, stage__in=WAKEABLE, paused=False).update(
-            stage="APP_STARTING", stage_message="", last_request_at=timezone.now()
-        )
-        if woke:
-            Counter.bump("wakes")
-            notify.poke()
-        space.refresh_from_db()
+    if stages.wake(space):
+        Counter.bump("wakes")
+        notify.poke()
     starting = space.stage in (
         "APP_STARTING",
         "RUNNING_APP_STARTING",

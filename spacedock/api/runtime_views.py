@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from runner import notify
 from spacedock.accounts.auth import token_from_request
 from spacedock.api.views import api_error, readable_space, runtime_json, with_api_errors
+from spacedock.spaces import stages
 from spacedock.spaces.models import Space
 
 
@@ -57,9 +58,7 @@ def restart(request, space: Space):
     else:
         space.request_restart()
         # A sleeping space wakes for a restart; the runner replaces a running one.
-        Space.objects.filter(pk=space.pk, stage__in=("SLEEPING", "STOPPED")).update(
-            stage="APP_STARTING", stage_message=""
-        )
+        stages.wake(space)
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))
 
