@@ -12,7 +12,7 @@ from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Build, Space
 from spacedock.spaces.stages import Stage
 from tests.conftest import wait_until
-from tests.runner_fixtures import deployed, docker_build, docker_ids, runner_loop, wait_for
+from tests.runner_fixtures import deployed, docker_build, docker_ids, publish, runner_loop, wait_for
 
 # Starts in a blink, so many deploys fit in one test; answers every path with its own marker.
 QUICK_APP = """import http.server
@@ -160,3 +160,25 @@ def test_a_rollback_runs_the_old_build_on_its_own_port(
     assert live.api("spaces/alice/ports/runtime").json()["stage"] == "RUNNING"
     # The pages still describe the head: the latest push's config.
     assert space.app_port == 8000
+
+
+def test_a_space_whose_build_is_gone_is_stopped_until_a_new_build(runner, proxy, quick_image):
+    space = deployed("sid", "gone", quick_image)
+    runner.converge()
+    space.refresh_from_db()
+    assert space.stage == Stage.RUNNING and proxy.get(space.host, "/").status_code == 200
+
+    space.deployed_build.delete()  # an operator removes the build: there is nothing left to run
+    runner.converge()
+    space.refresh_from_db()
+    assert space.stage == Stage.STOPPED and docker_ids(space.pk) == []
+    visit = proxy.get(space.host, "/")  # a visit cannot wake it
+    assert visit.status_code == 503 and visit.headers["X-Spacedock-Wake"] == Stage.STOPPED
+    runner.converge()
+    assert Space.objects.get(pk=space.pk).stage == Stage.STOPPED and docker_ids(space.pk) == []
+
+    space = publish(space, quick_image)  # a new build starts it again
+    assert space.stage == Stage.APP_STARTING
+    runner.converge()
+    space.refresh_from_db()
+    assert space.stage == Stage.RUNNING and proxy.get(space.host, "/").text == "quick app answering"
