@@ -195,7 +195,7 @@ def _moved(space: "Space", transition: str, message: Message = "", where: Q | No
 
 
 def _lock_space(space_id: int) -> None:
-    # The same order as a push (space row, then its builds): two writers never wait on each other.
+    # The order a push takes (the space's row, then its builds): the two wait for each other, never deadlock.
     list(_space_model().objects.select_for_update().filter(pk=space_id).values_list("pk", flat=True))
 
 
