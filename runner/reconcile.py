@@ -137,22 +137,24 @@ class Runner:
         target = target_of(space)
         found = {c.id: c for c in docker_runtime.containers(space_id)}
         current = found.get(space.container_id)
-        if space.container_id and current is None:
-            self.unroute(space)  # the container is gone (removed by hand, or the engine lost it)
-
         if current is not None and current.status == "running":
             self.follow_log(space, current)
             if self.asleep(space, current):
                 space.refresh_from_db()
 
+        # Going down, the stage moves before the route goes; coming up, after the route exists:
+        # a space that says RUNNING answers at its URL.
         keep_down = not target or space.paused or space.stage == stages.Stage.SLEEPING
         if keep_down:
-            self.retire_all(space, found)
             if space.paused:
                 stages.pause(space)
             elif not target:
                 stages.stop(space)  # its build is gone: nothing to run, nothing to wake
+            self.retire_all(space, found)
             return
+        if space.container_id and current is None:
+            stages.app_lost(space)  # the container is gone (removed by hand, or the engine lost it)
+            self.unroute(space)
 
         serving = current is not None and current.status == "running"
         if current is not None and current.status == "restarting":
@@ -162,6 +164,7 @@ class Runner:
                 self.fail(space, runtime, target, current, "The app crashed again and again after starting.")
                 return
             # Stopped from outside (the engine restarted, someone ran docker stop): start afresh.
+            stages.app_lost(space)
             self.unroute(space)
             docker_runtime.remove(current.id)
             current = None
@@ -178,7 +181,7 @@ class Runner:
         self.deploy(space, runtime, target, live=current if serving else None, stale=found)
 
     def keep(self, space: Space, current, found: dict) -> None:
-        port = docker_runtime.published_port(current, run_config(space).app_port)
+        port = docker_runtime.published_port(current)  # the one port it was started with
         if port and port != space.port:  # the engine restarted it on another port
             Space.objects.filter(pk=space.pk).update(port=port)
             self.sync_proxy()
@@ -268,15 +271,15 @@ class Runner:
         message = f"{reason}\n\nLast lines of the log:\n{tail}" if tail else reason
         space.log_run(f"===== {reason} =====")
         Runtime.objects.filter(pk=space.pk).update(failed_target=target)
-        if container is not None and (live is None or container.id != live.id):
-            if container.id == space.container_id:
-                self.unroute(space)
-            docker_runtime.remove(container.id)
         if live is not None:
             # The old version keeps serving; the page says why the new one did not replace it.
             stages.replacement_failed(space, message)
         else:
             stages.app_failed(space, message)
+        if container is not None and (live is None or container.id != live.id):
+            if container.id == space.container_id:
+                self.unroute(space)
+            docker_runtime.remove(container.id)
 
     def out_of_memory(self, space_id: int, container_id: str) -> None:
         """An app past its memory limit stops for good: restarting it would only do it again."""

@@ -49,6 +49,7 @@ CALLS = {
     "build_failed": ("building", lambda space, build: stages.build_failed(build, "pip failed")),
     "app_starting": (None, lambda space, build: stages.app_starting(space)),
     "app_replacing": (None, lambda space, build: stages.app_replacing(space)),
+    "app_lost": (None, lambda space, build: stages.app_lost(space)),
     "app_running": (None, lambda space, build: stages.app_running(space)),
     "app_failed": (None, lambda space, build: stages.app_failed(space, "it crashed")),
     "replacement_failed": (None, lambda space, build: stages.replacement_failed(space, "it crashed")),
@@ -112,6 +113,9 @@ MEANING = [
     ("app_starting", S.RUNNING_BUILDING, None),
     ("app_replacing", S.RUNNING, S.RUNNING_APP_STARTING),
     ("app_replacing", S.APP_STARTING, None),
+    ("app_lost", S.RUNNING, S.APP_STARTING),
+    ("app_lost", S.RUNNING_BUILDING, None),  # the old app restarts while the build runs
+    ("app_lost", S.RUNTIME_ERROR, None),
     ("app_running", S.APP_STARTING, S.RUNNING),
     ("app_running", S.RUNNING_APP_STARTING, S.RUNNING),
     ("app_running", S.RUNNING, None),  # keeps its message (a newer build failed)

@@ -202,6 +202,15 @@ class Space(models.Model):
         self.linked_models = config.models
         self.linked_datasets = config.datasets
 
+    def read_config(self, sha: str) -> spaceconfig.SpaceConfig:
+        """What README.md at `sha` says; ConfigError says what to fix."""
+        readme = gitrepo.read_file(self.repo_path, sha, "README.md")
+        if readme is None:
+            raise spaceconfig.ConfigError(
+                f"README.md is missing. Add one that starts with:\n{spaceconfig.EXAMPLE}"
+            )
+        return spaceconfig.parse(readme.decode("utf-8", "replace"))
+
     def head_config(self) -> spaceconfig.SpaceConfig:
         """The head's config, from the fields apply_config wrote."""
         return spaceconfig.SpaceConfig(
@@ -366,12 +375,7 @@ class Space(models.Model):
         """Reads the commit's README once, into the build it queues (the row is locked by the caller)."""
         config, refused, error = None, None, ""
         try:
-            readme = gitrepo.read_file(self.repo_path, sha, "README.md")
-            if readme is None:
-                raise spaceconfig.ConfigError(
-                    f"README.md is missing. Add one that starts with:\n{spaceconfig.EXAMPLE}"
-                )
-            config = spaceconfig.parse(readme.decode("utf-8", "replace"))
+            config = self.read_config(sha)
             self.apply_config(config)
             needed = spaceconfig.required_file(config)
             if needed and not gitrepo.has_file(self.repo_path, sha, needed):
@@ -407,8 +411,8 @@ class Build(models.Model):
     # Moves only through spaces/stages.py.
     state = models.CharField(max_length=12, choices=BuildState.choices, default=BuildState.QUEUED)
     # The commit's README front matter, read once at the push (SpaceConfig.as_dict()): the builder
-    # builds with it and the runner runs with it, whatever was pushed later. Empty on builds made
-    # without a push; space_config() falls back to the space's fields then.
+    # builds with it and the runner runs with it, whatever was pushed later. Empty on a build made
+    # without a push; space_config() reads its commit then.
     config = models.JSONField(default=dict, blank=True)
     no_cache = models.BooleanField(default=False)
     image = models.CharField(max_length=200, blank=True)
@@ -445,7 +449,11 @@ class Build(models.Model):
         """The config this build is built and run with."""
         if self.config:
             return spaceconfig.SpaceConfig.from_dict(self.config)
-        return self.space.head_config()
+        # A build made without a push (by hand): its commit's README, else what the head says.
+        try:
+            return self.space.read_config(self.commit_sha)
+        except (spaceconfig.ConfigError, OSError):
+            return self.space.head_config()
 
     def start(self) -> bool:
         """queued -> building; False when the build was cancelled before a worker took it."""

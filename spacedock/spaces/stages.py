@@ -11,12 +11,13 @@ read before another moved it.
 Who moves a stage:
 - a push (Space.record_push, a factory rebuild): build_queued, config_error, no_app_file;
 - the builder (Build.start, succeed, fail): build_started, build_succeeded, build_failed;
-- the runner: app_starting, app_replacing, app_running, app_failed, replacement_failed,
-  sleep, pause, stop;
+- the runner: app_starting, app_replacing, app_lost, app_running, app_failed,
+  replacement_failed, sleep, pause, stop;
 - a visit to a sleeping space, or the owner's restart: wake.
 
 RUNNING means the app answers at its URL: the runner calls app_running only once Caddy routes the
-space's host to the container (runner/reconcile.py), never before.
+space's host to the container, and moves a space off RUNNING (pause, stop, app_lost, app_failed)
+before it takes the route away (runner/reconcile.py).
 
 PAUSED is the owner's stop (desired state `paused`), SLEEPING the runner's after the sleep time
 (a visit wakes it). STOPPED is the runner's when there is nothing to run: the deployed build is
@@ -100,6 +101,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "app_starting": _to(S.APP_STARTING, _all_but(S.APP_STARTING, S.BUILDING, S.RUNNING_BUILDING)),
     # The runner starts a new container while the old one serves.
     "app_replacing": _to(S.RUNNING_APP_STARTING, (S.RUNNING, S.RUNNING_APP_STARTING)),
+    # The serving container is gone or stopped (the engine restarted, someone removed it); the runner
+    # starts another. RUNNING_BUILDING stays: the build's result decides what runs next.
+    "app_lost": _to(S.APP_STARTING, (S.RUNNING, S.RUNNING_APP_STARTING)),
     # The container answers and Caddy routes to it. RUNNING itself is left alone (and its message,
     # e.g. that a newer build failed), as is RUNNING_BUILDING: the build still runs.
     "app_running": _to(S.RUNNING, (S.APP_STARTING, S.RUNNING_APP_STARTING, S.PAUSED, S.STOPPED)),
@@ -289,6 +293,11 @@ def app_starting(space: "Space") -> bool:
 
 def app_replacing(space: "Space") -> bool:
     return _moved(space, "app_replacing")
+
+
+def app_lost(space: "Space") -> bool:
+    """Call before the lost container's route goes."""
+    return _moved(space, "app_lost")
 
 
 def app_running(space: "Space") -> bool:

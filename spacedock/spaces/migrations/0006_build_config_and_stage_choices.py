@@ -1,32 +1,46 @@
 from django.db import migrations, models
 
 
+def head_fields(space) -> dict:
+    return {
+        "title": space.title,
+        "emoji": space.emoji,
+        "colorFrom": space.color_from,
+        "colorTo": space.color_to,
+        "sdk": space.sdk or "gradio",
+        "sdk_version": space.sdk_version,
+        "python_version": space.python_version,
+        "app_file": space.app_file,
+        "app_port": space.app_port,
+        "short_description": space.short_description,
+        "tags": space.tags,
+        "pinned": space.pinned,
+        "license": space.license,
+        "startup_duration_timeout": space.startup_duration_timeout,
+        "disable_embedding": space.disable_embedding,
+        "models": space.linked_models,
+        "datasets": space.linked_datasets,
+    }
+
+
 def fill_build_config(apps, schema_editor):
-    # Builds from before a build carried its config get the one their space shows now: the
-    # best guess there is (the config of the head), and what such builds were run with until now.
+    # Builds from before a build carried its config: what README.md said at the build's commit
+    # (what the builder read then), else what the space shows now.
+    from spacedock.gitserver import repo as gitrepo
+    from spacedock.spaces import config as spaceconfig
+
     Build = apps.get_model("spaces", "Build")
-    Space = apps.get_model("spaces", "Space")
-    for space in Space.objects.filter(pk__in=Build.objects.filter(config={}).values("space_id")):
-        config = {
-            "title": space.title,
-            "emoji": space.emoji,
-            "colorFrom": space.color_from,
-            "colorTo": space.color_to,
-            "sdk": space.sdk or "gradio",
-            "sdk_version": space.sdk_version,
-            "python_version": space.python_version,
-            "app_file": space.app_file,
-            "app_port": space.app_port,
-            "short_description": space.short_description,
-            "tags": space.tags,
-            "pinned": space.pinned,
-            "license": space.license,
-            "startup_duration_timeout": space.startup_duration_timeout,
-            "disable_embedding": space.disable_embedding,
-            "models": space.linked_models,
-            "datasets": space.linked_datasets,
-        }
-        Build.objects.filter(space=space, config={}).update(config=config)
+    for build in Build.objects.filter(config={}).select_related("space__owner"):
+        space = build.space
+        try:
+            path = gitrepo.path_for(space.owner.username, space.name)
+            readme = gitrepo.read_file(path, build.commit_sha, "README.md")
+            if readme is None:
+                raise spaceconfig.ConfigError("no README.md")
+            config = spaceconfig.parse(readme.decode("utf-8", "replace")).as_dict()
+        except (spaceconfig.ConfigError, OSError, ValueError):
+            config = head_fields(space)
+        Build.objects.filter(pk=build.pk).update(config=config)
 
 
 class Migration(migrations.Migration):
