@@ -70,6 +70,7 @@ def apply(space: Space, transition: str, stage: str) -> tuple[bool, Space]:
 
 def test_every_transition_has_a_function_and_only_stages():
     assert set(CALLS) == set(TRANSITIONS)
+    assert set(stages.LIVE_STAGES) < set(STAGES) and set(stages.ACTIVE_BUILD_STATES) < set(BUILD_STATES)
     for transition, moves in TRANSITIONS.items():
         assert set(moves) <= set(STAGES) and set(moves.values()) <= set(STAGES), transition
         assert moves, transition

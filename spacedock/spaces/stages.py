@@ -66,9 +66,9 @@ class BuildState(models.TextChoices):
 
 STAGES: tuple[str, ...] = tuple(Stage.values)
 # An app serves at the space's URL in these (RUNNING_* while a newer version builds or starts).
-LIVE_STAGES: tuple[str, ...] = (Stage.RUNNING, Stage.RUNNING_BUILDING, Stage.RUNNING_APP_STARTING)
+LIVE_STAGES: tuple[str, ...] = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
 BUILD_STATES: tuple[str, ...] = tuple(BuildState.values)
-ACTIVE_BUILD_STATES: tuple[str, ...] = (BuildState.QUEUED, BuildState.BUILDING)
+ACTIVE_BUILD_STATES: tuple[str, ...] = ("queued", "building")
 
 S = Stage
 
