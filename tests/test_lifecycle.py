@@ -73,6 +73,7 @@ def test_a_space_that_says_running_answers_at_its_url(runner, proxy, server, qui
             if round % 2 == 0:
                 assert requests.post(f"{api}/pause", headers=auth, timeout=10).status_code == 200
                 wait_for(lambda: stage() == Stage.PAUSED, 30, what="paused")
+                wait_for(lambda: docker_ids(space.pk) == [], 30, what="stopped")
                 assert proxy.get(space.host, "/").status_code == 503  # down: the wake page
                 assert requests.post(f"{api}/restart", headers=auth, timeout=10).status_code == 200
             else:
