@@ -44,6 +44,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from spacedock.accounts.models import AccessToken  # noqa: E402
+from spacedock.spaces import stages  # noqa: E402
 from spacedock.spaces.models import Space  # noqa: E402
 from tests import conftest  # noqa: E402
 from tests import runner_fixtures as rf  # noqa: E402
@@ -194,7 +195,8 @@ def main() -> None:
         wake, bare = [], []
         image = space.deployed_build.image
         for i in range(opts.rounds):
-            type(space).objects.filter(pk=space.pk).update(stage="SLEEPING")
+            # What the runner does after the sleep time, once the space is RUNNING.
+            rf.wait_for(lambda: stages.sleep(space), 30, what="RUNNING, then asleep")
             rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="asleep")
             began = time.monotonic()
             requests.get(proxy + "/", headers={"Host": host}, timeout=10)  # the visit that wakes it

@@ -12,7 +12,6 @@ from builder.buildlog import BuildLog
 from spacedock.accounts.models import Quota, QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
 from spacedock.labels import LABEL_BUILD, LABEL_COMMIT, LABEL_INSTANCE, LABEL_SDK, LABEL_SPACE
-from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.models import Build, Space
 
 BASE_PYTHON = "3.11"  # what the offline Debian base image carries
@@ -130,11 +129,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         raise docker_build.BuildError(str(exc)) from None
     for warning in warnings:
         buildlog.write(f"==> Warning: {warning}")
-    readme = context / "README.md"
-    try:
-        config = spaceconfig.parse(readme.read_text(errors="replace") if readme.is_file() else "")
-    except spaceconfig.ConfigError as exc:
-        raise docker_build.BuildError(str(exc)) from None
+    config = build.space_config()  # read from README.md once, at the push
     if config.python_version and config.python_version not in (BASE_PYTHON, "3"):
         buildlog.write(
             f"==> Note: python_version {config.python_version} was asked for; "

@@ -133,8 +133,13 @@ def run(spec: Spec):
         raise
 
 
-def published_port(container, app_port: int) -> int | None:
-    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{app_port}/tcp") or []
+def published_port(container, app_port: int | None = None) -> int | None:
+    """The host port for the app's port; without one, for the one port run() published."""
+    ports = container.attrs["NetworkSettings"]["Ports"] or {}
+    if app_port is None:
+        bindings = [b for found in ports.values() for b in found or []]
+    else:
+        bindings = ports.get(f"{app_port}/tcp") or []
     for binding in bindings:
         if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
             return int(binding["HostPort"])

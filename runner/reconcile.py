@@ -3,8 +3,10 @@
 The database says what should run (`deployed_build`, `generation`, `paused`, `sleep_time`); the
 runner starts, health-checks, routes, retires and records. Every step can be interrupted (the
 runner killed, Caddy or Docker restarted): the next pass looks at what exists and goes on.
-Order that keeps requests whole: a new container is routed only once it answers, and an old one
-is stopped only after its route is gone and its in-flight requests have finished.
+Order that keeps requests whole: a new container is routed only once it answers, its stage says
+RUNNING only once it is routed, and an old one is stopped only after its route is gone and its
+in-flight requests have finished. Stages move only through spacedock/spaces/stages.py; a container
+runs with its build's own config (app_port, startup timeout, sdk), not the latest push's.
 """
 
 import json
@@ -24,7 +26,9 @@ from runner import caddy, docker_runtime, firewall
 from runner.docker_runtime import RuntimeBackendError
 from runner.models import RUNNER_ID, Runtime
 from spacedock.proxy import hosts
-from spacedock.spaces.models import STAGES, RunLogLine, Space
+from spacedock.spaces import stages
+from spacedock.spaces.config import SpaceConfig
+from spacedock.spaces.models import RunLogLine, Space
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +42,9 @@ def target_of(space: Space) -> str:
     return f"{build.image}@{space.generation}"
 
 
-def set_stage_if(space_id: int, stages: tuple, stage: str, message: str = "", **fields) -> bool:
-    """Moves the stage only from the ones given: the builder may have moved it meanwhile."""
-    return bool(
-        Space.objects.filter(pk=space_id, stage__in=stages).update(
-            stage=stage, stage_message=message, **fields
-        )
-    )
+def run_config(space: Space) -> SpaceConfig:
+    """The deployed build's own config: a rollback runs on the port that build listens on."""
+    return space.deployed_build.space_config()
 
 
 def answers_http(port: int) -> bool:
@@ -138,20 +138,24 @@ class Runner:
         target = target_of(space)
         found = {c.id: c for c in docker_runtime.containers(space_id)}
         current = found.get(space.container_id)
-        if space.container_id and current is None:
-            self.unroute(space)  # the container is gone (removed by hand, or the engine lost it)
-
         if current is not None and current.status == "running":
             self.follow_log(space, current)
             if self.asleep(space, current):
                 space.refresh_from_db()
 
-        keep_down = not target or space.paused or space.stage == "SLEEPING"
+        # Going down, the stage moves before the route goes; coming up, after the route exists:
+        # a space that says RUNNING answers at its URL.
+        keep_down = not target or space.paused or space.stage == stages.Stage.SLEEPING
         if keep_down:
-            self.retire_all(space, found)
             if space.paused:
-                set_stage_if(space.pk, tuple(s for s in STAGES if s != "PAUSED"), "PAUSED")
+                stages.pause(space)
+            elif not target:
+                stages.stop(space)  # its build is gone: nothing to run, nothing to wake
+            self.retire_all(space, found)
             return
+        if space.container_id and current is None:
+            stages.app_lost(space)  # the container is gone (removed by hand, or the engine lost it)
+            self.unroute(space)
 
         serving = current is not None and current.status == "running"
         if current is not None and current.status == "restarting":
@@ -161,11 +165,12 @@ class Runner:
                 self.fail(space, runtime, target, current, "The app crashed again and again after starting.")
                 return
             # Stopped from outside (the engine restarted, someone ran docker stop): start afresh.
+            stages.app_lost(space)
             self.unroute(space)
             docker_runtime.remove(current.id)
             current = None
 
-        if runtime.failed_target == target or (space.stage == "BUILDING" and not serving):
+        if runtime.failed_target == target or (space.stage == stages.Stage.BUILDING and not serving):
             for cid in found:
                 if current is None or cid != current.id:
                     docker_runtime.remove(cid)
@@ -177,11 +182,13 @@ class Runner:
         self.deploy(space, runtime, target, live=current if serving else None, stale=found)
 
     def keep(self, space: Space, current, found: dict) -> None:
-        port = docker_runtime.published_port(current, space.app_port)
+        port = docker_runtime.published_port(current)  # the one port it was started with
         if port and port != space.port:  # the engine restarted it on another port
             Space.objects.filter(pk=space.pk).update(port=port)
             self.sync_proxy()
-        set_stage_if(space.pk, ("APP_STARTING", "RUNNING_APP_STARTING", "PAUSED", "STOPPED"), "RUNNING")
+        if space.stage in stages.TRANSITIONS["app_running"]:
+            self.sync_proxy()  # routed before it says RUNNING (a pass may have stopped before routing)
+            stages.app_running(space)
         for cid in found:
             if cid != current.id:
                 docker_runtime.remove(cid)
@@ -191,12 +198,15 @@ class Runner:
             if live is None or cid != live.id:
                 docker_runtime.remove(cid)
         if live is None:
-            busy = ("APP_STARTING", "BUILDING", "RUNNING_BUILDING")
-            set_stage_if(space.pk, tuple(s for s in STAGES if s not in busy), "APP_STARTING")
+            stages.app_starting(space)
         else:
-            set_stage_if(space.pk, ("RUNNING", "RUNNING_APP_STARTING"), "RUNNING_APP_STARTING")
+            stages.app_replacing(space)
         image = space.deployed_build.image
-        space.log_run(f"===== Starting {image} (generation {space.generation}) =====")
+        config = run_config(space)
+        space.log_run(
+            f"===== Starting {image} ({config.sdk} sdk, port {config.app_port}, "
+            f"generation {space.generation}) ====="
+        )
         spec = docker_runtime.Spec(
             space_id=space.pk,
             name_hint=space.subdomain[:40],
@@ -204,7 +214,7 @@ class Runner:
             target=target,
             generation=space.generation,
             env=space.env(),
-            app_port=space.app_port,
+            app_port=config.app_port,
             memory_mb=space.memory_limit_mb or settings.RUN_MEMORY_MB,
             cpus=space.cpu_limit or settings.RUN_CPUS,
             pids=space.pids_limit or settings.RUN_PIDS,
@@ -215,25 +225,25 @@ class Runner:
             self.fail(space, runtime, target, None, f"The container could not start: {exc}", live=live)
             return
         self.follow_log(space, container)
-        problem = self.wait_healthy(space, container, target)
+        problem = self.wait_healthy(space, container, target, config)
         if problem == "superseded":
             docker_runtime.remove(container.id)
             return
         if problem:
             self.fail(space, runtime, target, container, problem, live=live)
             return
-        port = docker_runtime.published_port(container, space.app_port)
+        port = docker_runtime.published_port(container, config.app_port)
         Space.objects.filter(pk=space.pk).update(container_id=container.id, port=port, running_image=image)
-        set_stage_if(space.pk, ("APP_STARTING", "RUNNING_APP_STARTING", "RUNNING"), "RUNNING")
         Runtime.objects.filter(pk=space.pk).update(failed_target="")
-        self.sync_proxy()
+        self.sync_proxy()  # first the route, then the stage: whoever sees RUNNING reaches the app
+        stages.app_running(space)
         space.log_run(f"===== Running at {space.url} =====")
         if live is not None:
             self.retire(live, space)
 
-    def wait_healthy(self, space: Space, container, target: str) -> str:
+    def wait_healthy(self, space: Space, container, target: str, config: SpaceConfig) -> str:
         """'' once the app answers HTTP; else why not ('superseded' when the space wants another)."""
-        timeout = space.startup_duration_timeout or settings.STARTUP_TIMEOUT
+        timeout = config.startup_duration_timeout or settings.STARTUP_TIMEOUT
         deadline = time.monotonic() + timeout
         checked = 0.0
         while not self.stopping.is_set():
@@ -241,12 +251,12 @@ class Runner:
             state = docker_runtime.state(container)
             if container.status in ("exited", "dead") or container.attrs.get("RestartCount", 0) > 0:
                 return f"The app exited with code {state.get('ExitCode')} while starting."
-            port = docker_runtime.published_port(container, space.app_port)
+            port = docker_runtime.published_port(container, config.app_port)
             if port and container.status == "running" and answers_http(port):
                 return ""
             if time.monotonic() > deadline:
                 return (
-                    f"The app did not answer HTTP on port {space.app_port} within {timeout} s "
+                    f"The app did not answer HTTP on port {config.app_port} within {timeout} s "
                     "(startup_duration_timeout). Does it listen on 0.0.0.0 and that port?"
                 )
             if time.monotonic() - checked > 1:
@@ -262,18 +272,15 @@ class Runner:
         message = f"{reason}\n\nLast lines of the log:\n{tail}" if tail else reason
         space.log_run(f"===== {reason} =====")
         Runtime.objects.filter(pk=space.pk).update(failed_target=target)
+        if live is not None:
+            # The old version keeps serving; the page says why the new one did not replace it.
+            stages.replacement_failed(space, message)
+        else:
+            stages.app_failed(space, message)
         if container is not None and (live is None or container.id != live.id):
             if container.id == space.container_id:
                 self.unroute(space)
             docker_runtime.remove(container.id)
-        if live is not None:
-            # The old version keeps serving; the page says why the new one did not replace it.
-            Space.objects.filter(pk=space.pk).update(
-                stage="RUNNING",
-                stage_message=f"The new version did not start, the previous one still runs. {message}",
-            )
-        else:
-            Space.objects.filter(pk=space.pk).update(stage="RUNTIME_ERROR", stage_message=message)
 
     def out_of_memory(self, space_id: int, container_id: str) -> None:
         """An app past its memory limit stops for good: restarting it would only do it again."""
@@ -302,12 +309,12 @@ class Runner:
 
     def asleep(self, space: Space, current) -> bool:
         """Puts an idle space to sleep: its stage says so, and the next pass stops it."""
-        if space.sleep_time < 0 or space.stage != "RUNNING":
+        if space.sleep_time < 0 or space.stage != stages.Stage.RUNNING:
             return False
         seen = [t for t in (space.last_request_at, _started_at(current)) if t]
         if not seen or timezone.now() - max(seen) < timedelta(seconds=space.sleep_time):
             return False
-        return set_stage_if(space.pk, ("RUNNING",), "SLEEPING")
+        return stages.sleep(space)
 
     # -- retiring -------------------------------------------------------------------------------
 
@@ -318,7 +325,7 @@ class Runner:
 
     def retire(self, old, space: Space) -> None:
         """The old container's route is gone; let its in-flight requests finish, then stop it."""
-        port = docker_runtime.published_port(old, space.app_port)
+        port = docker_runtime.published_port(old)  # its own build's port, which may not be the deployed one's
         deadline = time.monotonic() + settings.DRAIN_TIMEOUT
         if port:
             while time.monotonic() < deadline and self.admin.requests_in_flight(f"127.0.0.1:{port}") > 0:

@@ -51,7 +51,7 @@ def test_visitor_finds_a_space_by_search_and_opens_it(gallery, page, browser):
 
     # What the runner reports once the app runs (the running-app tests check the real thing).
     space = Space.objects.get(name="hello")
-    space.set_stage("RUNNING")
+    Space.objects.filter(pk=space.pk).update(stage="RUNNING")
     page.reload()
     expect(page.locator("iframe#app")).to_have_attribute("src", space.url)
     allow = page.locator("iframe#app").get_attribute("allow")

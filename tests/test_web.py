@@ -134,7 +134,7 @@ def test_space_page_iframe_readme_and_no_script(live, token_for, make_repo):
     client = Client()
     assert 'id="starting"' in client.get("/alice/hello").content.decode()  # BUILDING: no app yet
     space = Space.objects.get(name="hello")
-    space.set_stage("RUNNING")
+    Space.objects.filter(pk=space.pk).update(stage="RUNNING")
     html = client.get("/alice/hello").content.decode()
     assert f'src="{space.url}"' in html
     assert 'allow="camera; microphone; clipboard-read; clipboard-write; fullscreen' in html

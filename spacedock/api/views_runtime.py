@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from spacedock.api.protocol import api_error, json_body, row_id, with_api_errors
 from spacedock.api.serializers import runtime_json
+from spacedock.spaces import stages
 from spacedock.spaces.access import space_owner, space_reader
 from spacedock.spaces.models import Space
 
@@ -46,9 +47,7 @@ def restart(request, space: Space):
         space.check_run_quota()
         space.request_restart()
         # A sleeping space wakes for a restart; the runner replaces a running one.
-        Space.objects.filter(pk=space.pk, stage__in=("SLEEPING", "STOPPED")).update(
-            stage="APP_STARTING", stage_message=""
-        )
+        stages.wake(space)
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))
 

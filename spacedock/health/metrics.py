@@ -5,9 +5,9 @@ from datetime import timedelta
 from django.db.models import Count, F, Sum
 
 from spacedock.health.models import Counter
-from spacedock.spaces.models import LIVE_STAGES, STAGES, Build, Space
+from spacedock.spaces.models import Build, Space
+from spacedock.spaces.stages import BUILD_STATES, LIVE_STAGES, STAGES
 
-BUILD_STATES = ("queued", "building", "succeeded", "failed", "cancelled")
 DURATION_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 # Counters that other processes bump with Counter.bump(name).
 COUNTERS = {

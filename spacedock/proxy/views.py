@@ -4,7 +4,6 @@
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
@@ -13,10 +12,9 @@ from spacedock.accounts.models import QuotaExceeded
 from spacedock.clients import LOOPBACK
 from spacedock.health.models import Counter
 from spacedock.proxy import access, hosts, paths
-from spacedock.spaces import notify
+from spacedock.spaces import notify, stages
 from spacedock.spaces.models import Space
-
-WAKEABLE = ("SLEEPING", "STOPPED")
+from spacedock.spaces.stages import Stage
 
 
 def _gate(request, space: Space, uri: str) -> HttpResponse | None:
@@ -62,15 +60,10 @@ def wake(request, rest: str = ""):
     uri = request.get_full_path()[len(paths.WAKE_PREFIX) :] or "/"
     if denied := _gate(request, space, uri):
         return denied
-    over_quota = _over_run_quota(space) if space.stage in WAKEABLE else ""
-    if space.stage in WAKEABLE and not space.paused and space.deployed_build_id and not over_quota:
-        woke = Space.objects.filter(pk=space.pk, stage__in=WAKEABLE, paused=False).update(
-            stage="APP_STARTING", stage_message="", last_request_at=timezone.now()
-        )
-        if woke:
-            Counter.bump("wakes")
-            notify.poke()
-        space.refresh_from_db()
+    over_quota = _over_run_quota(space) if space.stage == Stage.SLEEPING else ""
+    if not over_quota and stages.wake(space):
+        Counter.bump("wakes")
+        notify.poke()
     starting = space.stage in (
         "APP_STARTING",
         "RUNNING_APP_STARTING",

@@ -5,7 +5,7 @@ what to write instead.
 """
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import yaml
 from django.conf import settings
@@ -58,6 +58,12 @@ class SpaceConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SpaceConfig":
+        """A config stored with as_dict(); keys this version no longer knows are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 def front_matter(readme: str) -> dict:

@@ -15,26 +15,10 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.models import LfsObject
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
-from spacedock.spaces import notify
+from spacedock.spaces import notify, stages
+from spacedock.spaces.stages import LIVE_STAGES, STAGES, BuildState, Stage  # noqa: F401
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-
-# The Hugging Face Hub's stage names: what the runtime API and the pages show.
-STAGES = (
-    "NO_APP_FILE",
-    "CONFIG_ERROR",
-    "BUILDING",
-    "BUILD_ERROR",
-    "APP_STARTING",
-    "RUNNING",
-    "RUNNING_BUILDING",
-    "RUNNING_APP_STARTING",
-    "RUNTIME_ERROR",
-    "SLEEPING",
-    "PAUSED",
-    "STOPPED",
-)
-LIVE_STAGES = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
 
 
 def valid_name(name: str) -> bool:
@@ -119,7 +103,8 @@ class Space(models.Model):
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
 
-    # From README.md front matter at the latest pushed head.
+    # From README.md front matter at the latest pushed head (the gallery and pages show these);
+    # what a build runs with is its own Build.config.
     title = models.CharField(max_length=200, blank=True)
     emoji = models.CharField(max_length=20, default="🚀")
     color_from = models.CharField(max_length=10, default="blue")
@@ -151,8 +136,8 @@ class Space(models.Model):
     visits = models.IntegerField(default=0)
     deployed_build = models.ForeignKey("Build", models.SET_NULL, null=True, blank=True, related_name="+")
 
-    # Runtime state, which the runner owns.
-    stage = models.CharField(max_length=24, default="NO_APP_FILE")
+    # Runtime state, which the runner owns; the stage moves only through spaces/stages.py.
+    stage = models.CharField(max_length=24, choices=Stage.choices, default=Stage.NO_APP_FILE)
     stage_message = models.TextField(blank=True)
     running_image = models.CharField(max_length=200, blank=True)
     container_id = models.CharField(max_length=80, blank=True)
@@ -214,6 +199,13 @@ class Space(models.Model):
         gitrepo.init(space.repo_path)
         return space
 
+    # What apply_config writes: the head's config, saved with the push.
+    HEAD_FIELDS = (
+        "title", "emoji", "color_from", "color_to", "sdk", "sdk_version", "python_version", "app_file",
+        "app_port", "short_description", "tags", "pinned", "license", "startup_duration_timeout",
+        "disable_embedding", "linked_models", "linked_datasets",
+    )  # fmt: skip
+
     def apply_config(self, config: spaceconfig.SpaceConfig) -> None:
         self.title = config.title or self.name
         self.emoji = config.emoji
@@ -236,10 +228,36 @@ class Space(models.Model):
         self.linked_models = config.models
         self.linked_datasets = config.datasets
 
-    def set_stage(self, stage: str, message: str = "") -> None:
-        assert stage in STAGES, stage
-        self.stage, self.stage_message = stage, message
-        Space.objects.filter(pk=self.pk).update(stage=stage, stage_message=message)
+    def read_config(self, sha: str) -> spaceconfig.SpaceConfig:
+        """What README.md at `sha` says; ConfigError says what to fix."""
+        readme = gitrepo.read_file(self.repo_path, sha, "README.md")
+        if readme is None:
+            raise spaceconfig.ConfigError(
+                f"README.md is missing. Add one that starts with:\n{spaceconfig.EXAMPLE}"
+            )
+        return spaceconfig.parse(readme.decode("utf-8", "replace"))
+
+    def head_config(self) -> spaceconfig.SpaceConfig:
+        """The head's config, from the fields apply_config wrote."""
+        return spaceconfig.SpaceConfig(
+            title=self.title,
+            emoji=self.emoji,
+            colorFrom=self.color_from,
+            colorTo=self.color_to,
+            sdk=self.sdk or "gradio",
+            sdk_version=self.sdk_version,
+            python_version=self.python_version,
+            app_file=self.app_file,
+            app_port=self.app_port,
+            short_description=self.short_description,
+            tags=list(self.tags),
+            pinned=self.pinned,
+            license=self.license,
+            startup_duration_timeout=self.startup_duration_timeout,
+            disable_embedding=self.disable_embedding,
+            models=list(self.linked_models),
+            datasets=list(self.linked_datasets),
+        )
 
     def request_restart(self) -> None:
         """Asks the runner for a fresh container of the deployed image."""
@@ -294,12 +312,10 @@ class Space(models.Model):
         if not self.head_sha:
             return None
         with transaction.atomic():
-            self.builds.filter(state__in=Build.ACTIVE).update(
-                state="cancelled", error="superseded by a factory rebuild", finished=timezone.now()
-            )
-            build = Build.objects.create(space=self, commit_sha=self.head_sha, no_cache=True)
-            build.dispatch()
-        self.set_stage("RUNNING_BUILDING" if self.stage in LIVE_STAGES else "BUILDING")
+            space = Space.objects.select_for_update().get(pk=self.pk)
+            ref = f"refs/heads/{DEFAULT_BRANCH}"
+            build = space._queue_build(space.head_sha, ref, "superseded by a factory rebuild", no_cache=True)
+        self.refresh_from_db()
         return build
 
     def log_run(self, text: str) -> None:
@@ -419,52 +435,53 @@ class Space(models.Model):
             space = Space.objects.select_for_update().get(pk=self.pk)
             space.head_sha = sha
             space.updated = timezone.now()
-            build = Build(space=space, commit_sha=sha, ref=ref)
-            stage, error = "BUILDING", ""
-            try:
-                readme = gitrepo.read_file(space.repo_path, sha, "README.md")
-                if readme is None:
-                    raise spaceconfig.ConfigError(
-                        f"README.md is missing. Add one that starts with:\n{spaceconfig.EXAMPLE}"
-                    )
-                config = spaceconfig.parse(readme.decode("utf-8", "replace"))
-                space.apply_config(config)
-                needed = spaceconfig.required_file(config)
-                if needed and not gitrepo.has_file(space.repo_path, sha, needed):
-                    stage = "NO_APP_FILE"
-                    error = (
-                        f"{needed} is not in commit {sha[:7]}. Add it, or point app_file in "
-                        "README.md at the file that starts your app."
-                        if config.sdk != "docker"
-                        else f"sdk: docker needs a Dockerfile at the top of the repository "
-                        f"(commit {sha[:7]} has none)."
-                    )
-            except spaceconfig.ConfigError as exc:
-                stage, error = "CONFIG_ERROR", str(exc)
-            if stage == "BUILDING" and space.stage in LIVE_STAGES:
-                stage = "RUNNING_BUILDING"
-            space.stage, space.stage_message = stage, error
-            space.save()
-            space.builds.filter(state__in=Build.ACTIVE).update(
-                state="cancelled", error=f"superseded by {sha[:7]}", finished=timezone.now()
-            )
-            if error:
-                build.state, build.error, build.finished = "failed", error, timezone.now()
-                build.save()
-            else:
-                build.save()
-                build.dispatch()
+            build = space._queue_build(sha, ref, f"superseded by {sha[:7]}")
         self.refresh_from_db()
+        return build
+
+    def _queue_build(self, sha: str, ref: str, superseded: str, no_cache: bool = False) -> "Build":
+        """Reads the commit's README once, into the build it queues (the row is locked by the caller)."""
+        config, refused, error = None, None, ""
+        try:
+            config = self.read_config(sha)
+            self.apply_config(config)
+            needed = spaceconfig.required_file(config)
+            if needed and not gitrepo.has_file(self.repo_path, sha, needed):
+                refused = stages.no_app_file
+                error = (
+                    f"{needed} is not in commit {sha[:7]}. Add it, or point app_file in "
+                    "README.md at the file that starts your app."
+                    if config.sdk != "docker"
+                    else f"sdk: docker needs a Dockerfile at the top of the repository "
+                    f"(commit {sha[:7]} has none)."
+                )
+        except spaceconfig.ConfigError as exc:
+            refused, error = stages.config_error, str(exc)
+        self.save(update_fields=[*self.HEAD_FIELDS, "head_sha", "updated"])
+        stages.cancel_builds(self, superseded)
+        build = Build.objects.create(
+            space=self, commit_sha=sha, ref=ref, no_cache=no_cache, config=config.as_dict() if config else {}
+        )
+        if refused is not None:
+            refused(build, error)
+        else:
+            stages.build_queued(self)
+            build.dispatch()
         return build
 
 
 class Build(models.Model):
-    ACTIVE = ("queued", "building")
+    ACTIVE = stages.ACTIVE_BUILD_STATES
 
     space = models.ForeignKey(Space, models.CASCADE, related_name="builds")
     commit_sha = models.CharField(max_length=40)
     ref = models.CharField(max_length=200, default=f"refs/heads/{DEFAULT_BRANCH}")
-    state = models.CharField(max_length=12, default="queued")
+    # Moves only through spaces/stages.py.
+    state = models.CharField(max_length=12, choices=BuildState.choices, default=BuildState.QUEUED)
+    # The commit's README front matter, read once at the push (SpaceConfig.as_dict()): the builder
+    # builds with it and the runner runs with it, whatever was pushed later. Empty on a build made
+    # without a push; space_config() reads its commit then.
+    config = models.JSONField(default=dict, blank=True)
     no_cache = models.BooleanField(default=False)
     image = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
@@ -492,52 +509,31 @@ class Build(models.Model):
             return (self.finished - self.started).total_seconds()
         return None
 
+    def space_config(self) -> spaceconfig.SpaceConfig:
+        """The config this build is built and run with."""
+        if self.config:
+            return spaceconfig.SpaceConfig.from_dict(self.config)
+        # A build made without a push (by hand): its commit's README, else what the head says.
+        try:
+            return self.space.read_config(self.commit_sha)
+        except (spaceconfig.ConfigError, OSError):
+            return self.space.head_config()
+
     def start(self) -> bool:
         """queued -> building; False when the build was cancelled before a worker took it."""
-        now = timezone.now()
-        started = Build.objects.filter(pk=self.pk, state="queued").update(
-            state="building", started=now, heartbeat=now
-        )
-        self.refresh_from_db()
-        if started:
-            space = self.space
-            space.set_stage("RUNNING_BUILDING" if space.stage in LIVE_STAGES else "BUILDING")
-        return bool(started)
+        return stages.build_started(self)
 
     def succeed(self, image: str) -> None:
         """building -> succeeded, and the image becomes what the runner should run."""
-        with transaction.atomic():
-            updated = Build.objects.filter(pk=self.pk, state="building").update(
-                state="succeeded", image=image, finished=timezone.now()
-            )
-            self.refresh_from_db()
-            if not updated:
-                return
-            space = Space.objects.select_for_update().get(pk=self.space_id)
-            space.deployed_build = self
-            space.paused = False
-            live = space.stage in LIVE_STAGES
-            space.stage = "RUNNING_APP_STARTING" if live else "APP_STARTING"
-            space.stage_message = ""
-            space.save(update_fields=["deployed_build", "paused", "stage", "stage_message"])
+        stages.build_succeeded(self, image)
 
-    def fail(self, error: str, state: str = "failed") -> None:
-        """building -> failed (or cancelled); the space says why, with what to do about it."""
-        updated = Build.objects.filter(pk=self.pk, state__in=self.ACTIVE).update(
-            state=state, error=error, finished=timezone.now()
-        )
-        self.refresh_from_db()
-        if updated and state == "failed":
-            space = self.space
-            if space.stage in LIVE_STAGES:
-                # The running version keeps serving; the message says the new one failed.
-                space.set_stage("RUNNING", f"The build of {self.commit_sha[:7]} failed: {error}")
-            else:
-                space.set_stage("BUILD_ERROR", error)
+    def fail(self, error: str) -> None:
+        """queued or building -> failed; the space says why, with what to do about it."""
+        stages.build_failed(self, error)
 
     def pin(self) -> None:
         """Keeps this build's image and serves it at its own address, whatever is pushed later."""
-        if self.state != "succeeded":
+        if self.state != BuildState.SUCCEEDED:
             raise ValueError(f"only a succeeded build can be pinned; this one is {self.state}")
         if not self.pinned:
             owner = self.space.owner
@@ -557,7 +553,7 @@ class Build(models.Model):
         return f"{settings.SCHEME}://{self.pinned_host}{settings.PORT_SUFFIX}/"
 
     def is_cancelled(self) -> bool:
-        return Build.objects.filter(pk=self.pk, state="cancelled").exists()
+        return Build.objects.filter(pk=self.pk, state=BuildState.CANCELLED).exists()
 
     def log_lines(self, offset: int = 0):
         return self.lines.filter(number__gte=offset).order_by("number")
