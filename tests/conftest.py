@@ -1,4 +1,4 @@
-"""Fixtures that run Spacedock's real processes: gunicorn, git, and later Celery and Docker."""
+"""Fixtures that run Spacedock's real processes: gunicorn, git, the Celery worker and Docker."""
 
 import os
 import shutil

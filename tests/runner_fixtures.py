@@ -1,9 +1,9 @@
 """Images, Caddy and runner for the runner's tests.
 
-Until the builder lands, images are built here with the Docker CLI, the way the builder will:
-BuildKit, the offline base image, the host's CA bundle and pip settings passed in. Spaces get them
-through `Build.start()` / `Build.succeed(image)`, exactly the builder's contract, so a later
-swap for a real push and build changes only `deployed()`.
+The runner's own tests build their images here with the Docker CLI, as the builder does (BuildKit,
+the offline base image, the host's CA bundle and pip settings passed in), so they exercise the
+runner without a worker. Spaces get them through `Build.start()` / `Build.succeed(image)`, the
+builder's contract; tests that need the whole path push and build for real instead.
 """
 
 import os

@@ -125,8 +125,8 @@ def test_owner_signs_in_sets_a_secret_and_a_variable(gallery, page):
 
 
 def test_live_log_shows_build_lines_while_the_build_runs(gallery, page):
-    # Until the builder is merged, the test writes the lines a build writes, with the
-    # builder's own call (build.log); the lead swaps this producer for a real push and build.
+    # The test writes the lines a build writes, as the builder's log does, so that it controls
+    # when each appears; test_builder follows a real build's log stream.
     build = Build.objects.get(space__name="hello")
     assert build.start()
     BuildLogLine.append(build, "Step 1/4 : FROM spacedock/base:bookworm")

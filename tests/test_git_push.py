@@ -168,7 +168,7 @@ def test_private_space_is_hidden_from_others(live, token_for, make_repo, tmp_pat
 
 
 def test_push_of_tens_of_mib_streams_through(live, token_for, make_repo, tmp_path):
-    # Over 1 MiB git sends the pack chunked, with no Content-Length (DESIGN.md's traps).
+    # Over 1 MiB git sends the pack chunked, with no Content-Length (docs/architecture.md, traps).
     repo = make_repo()
     blob = os.urandom(40 * 1024 * 1024)
     repo.write({"model.bin": blob})

@@ -156,7 +156,7 @@ def test_fetch_space_logs(live, alice):
     BuildLogLine.append(build, "Step 1/3: installing requirements")
     BuildLogLine.append(build, "Step 2/3: copying the app")
     build.succeed("image:1")
-    # Space.log_run needs RunLogLine.append, which the runner's branch brings; a row is the same.
+    # A run log line as the runner's log follower writes it.
     RunLogLine.objects.create(space=space, number=0, text="Running on local URL:  http://0.0.0.0:7860")
 
     assert list(api.fetch_space_logs("alice/hello", build=True)) == [

@@ -1,7 +1,7 @@
 """restart_space, pause_space and set_space_sleep_time through huggingface_hub.
 
 The routes are the runner's (POST /api/spaces/<o>/<n>/restart?factory=true, /pause,
-/sleeptime); these tests pass once the runner's branch is merged.
+/sleeptime).
 """
 
 import pytest
