@@ -2,6 +2,7 @@
 
 import fcntl
 import hashlib
+import hmac
 import platform
 from pathlib import Path
 
@@ -28,12 +29,24 @@ def sdk_image_tag(gradio_version: str) -> str:
     return f"spacedock-sdk:gradio{gradio_version}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
-def pip_secrets(workdir: Path) -> dict[str, Path]:
+# BuildKit keys every cache mount of a build by this namespace; a build cannot name another's.
+CACHE_NAMESPACE_ARG = "BUILDKIT_CACHE_MOUNT_NS"
+
+
+def cache_namespace(owner: str) -> str:
+    """The cache namespace of a space (or of the shared SDK image): unguessable, so that not even a
+    Dockerfile frontend of a tenant's choosing, which sees only its own, can name another's."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"build-cache:{owner}".encode(), hashlib.sha256)
+    return f"{owner}-{digest.hexdigest()[:24]}"
+
+
+def pip_secrets(workdir: Path, with_index: bool = True) -> dict[str, Path]:
+    """The CA bundle (public) and, for the builds Spacedock writes itself, the operator's pip.conf."""
     secrets = {}
     ca = Path(settings.BUILD_CA_BUNDLE)
     if ca.is_file():
         secrets["ca"] = ca
-    if settings.PIP_INDEX_URL or settings.PIP_EXTRA_INDEX_URL:
+    if with_index and (settings.PIP_INDEX_URL or settings.PIP_EXTRA_INDEX_URL):
         conf = workdir / "pip.conf"
         lines = ["[global]"]
         if settings.PIP_INDEX_URL:
@@ -77,6 +90,7 @@ def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: 
                 tag,
                 labels={docker_build.LABEL_SDK: f"gradio-{version}"},
                 secrets=pip_secrets(workdir),
+                build_args={CACHE_NAMESPACE_ARG: cache_namespace("sdk")},
                 deadline=deadline,
                 on_line=buildlog.write,
                 should_stop=should_stop,
@@ -122,7 +136,8 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         docker_build.LABEL_BUILD: str(build.pk),
         docker_build.LABEL_COMMIT: sha,
     }
-    secrets = pip_secrets(workdir)
+    # A tenant's own Dockerfile never gets the operator's index credentials, only the CA bundle.
+    secrets = pip_secrets(workdir, with_index=config.sdk != "docker")
     build_args: dict[str, str] = {}
     hub_env = {k: v for k, v in space.env().items() if k.startswith("SPACE_") or k == "SYSTEM"}
     if config.sdk == "gradio":
@@ -145,9 +160,13 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
                 secrets[variable.key] = path
                 if len(variable.value) >= 4:
                     buildlog.secrets.append(variable.value)
+            elif variable.key.startswith("BUILDKIT_"):
+                # These steer BuildKit itself (its frontend, the cache namespace): not the tenant's.
+                buildlog.write(f"==> Note: the variable {variable.key} is not passed to the build")
             else:
                 build_args[variable.key] = variable.value
         build_args.update(hub_env)
+    build_args[CACHE_NAMESPACE_ARG] = cache_namespace(f"space-{space.pk}")
 
     buildlog.write(f"==> docker build ({config.sdk} sdk, on {platform.machine()})")
     tag = image_tag(space, sha)
