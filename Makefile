@@ -6,7 +6,7 @@ PYTHON ?= python3
 # `make up` serves on SPACEDOCK_PORT (default 8080) and runs gunicorn behind Caddy on
 # SPACEDOCK_WEB_PORT (default port + 1); see the Procfile. The suite picks free ports of its own.
 
-.PHONY: up test lint format docker base-image install install-dev migrate bench browser compose wrk
+.PHONY: up test lint format docker base-image build-engine registry-tools install install-dev migrate bench browser compose wrk
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,21 @@ docker:
 base-image: docker
 	bash deploy/base-image.sh
 
+# The engine tenants' builds run on (own image store, network namespace, limits; needs root), and
+# the registry's tools: the registry itself, skopeo (build engine -> registry) and htpasswd.
+build-engine: base-image registry-tools
+	bash deploy/build-engine.sh
+registry-tools:
+	command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v htpasswd >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry skopeo apache2-utils)
+
 migrate: install
 	$(PY) manage.py migrate --no-input
 
-up: install base-image migrate
+up: install base-image build-engine migrate
 	$(VENV)/bin/honcho start --procfile Procfile
 
-test: install-dev base-image browser compose
+test: install-dev base-image build-engine browser compose
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright never downloads its own), and an

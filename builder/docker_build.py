@@ -1,13 +1,18 @@
 """Every Docker call the builder makes, in one place.
 
-Builds go through BuildKit on the engine's CLI (`DOCKER_BUILDKIT=1 docker build`):
-Hub `sdk: docker` repos use `RUN --mount=type=secret`, which the SDK's legacy build
-API rejects. Images are inspected and removed through the Docker SDK. Whatever
-happens, a build leaves no process, container or temporary file behind, and every
-engine error comes out as one BuildError.
+Builds run on the build engine (SPACEDOCK_BUILD_DOCKER_HOST, deploy/build-engine.sh): its own
+image store, network namespace and limits, never the engine that runs the platform and the
+spaces. They go through BuildKit on the engine's CLI (`DOCKER_BUILDKIT=1 docker build`): Hub
+`sdk: docker` repos use `RUN --mount=type=secret`, which the SDK's legacy build API rejects.
+A built image goes to the registry (skopeo, from the host side: the build engine holds no
+registry credential) and the runtime engine pulls it by digest. Whatever happens, a build leaves
+no process, container or temporary file behind, and every engine error comes out as one BuildError.
 """
 
+import base64
 import ctypes
+import json
+import logging
 import os
 import queue
 import shutil
@@ -15,12 +20,16 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import docker.errors
+import requests
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 LABEL_INSTANCE = "spacedock.instance"
 LABEL_SPACE = "spacedock.space"
@@ -42,6 +51,18 @@ class BuildStopped(BuildError):
 
 
 def client() -> docker.DockerClient:
+    """The build engine."""
+    try:
+        return docker.DockerClient(base_url=settings.BUILD_DOCKER_HOST, timeout=120)
+    except docker.errors.DockerException as exc:
+        raise BuildError(
+            f"The build engine does not answer at {settings.BUILD_DOCKER_HOST} ({exc}). "
+            "The operator starts it with deploy/build-engine.sh (make up does)."
+        ) from None
+
+
+def runtime_client() -> docker.DockerClient:
+    """The engine that runs the spaces."""
     try:
         return docker.from_env(timeout=120)
     except docker.errors.DockerException as exc:
@@ -80,31 +101,40 @@ def image_id(tag: str) -> str:
         raise BuildError(f"Docker could not inspect image {tag}: {exc}") from None
 
 
-def remove_image(tag: str) -> bool:
-    """Removes a tag of ours; False when a container still uses it."""
+def remove_image(ref: str) -> bool:
+    """Removes an image of ours from the runtime engine, by any of its names; False when a
+    container still uses it."""
+    engine = runtime_client()
     try:
-        image = client().images.get(tag)
+        image = engine.images.get(ref)
+        if image.labels.get(LABEL_INSTANCE) != settings.INSTANCE:
+            raise BuildError(f"refusing to remove {ref}: it is not this Spacedock's image")
+        if engine.containers.list(all=True, filters={"ancestor": image.id}):
+            return False
+        # By id: the tag and the digest name go together.
+        engine.images.remove(image.id, force=True, noprune=False)
+        return True
     except docker.errors.ImageNotFound:
         return True
-    if image.labels.get(LABEL_INSTANCE) != settings.INSTANCE:
-        raise BuildError(f"refusing to remove {tag}: it is not this Spacedock's image")
-    try:
-        client().images.remove(tag, noprune=False)
-        return True
     except docker.errors.APIError as exc:
-        if exc.status_code == 409:  # in use by a container
+        if exc.status_code == 409:  # a container took it meanwhile
             return False
-        raise BuildError(f"Docker could not remove image {tag}: {exc.explanation}") from None
+        raise BuildError(f"Docker could not remove image {ref}: {exc.explanation}") from None
 
 
 def space_images(space_id: int) -> list[str]:
-    """Tags of this instance's images of one space."""
+    """Names of this instance's images of one space on the runtime engine: each image's digest
+    reference (what Build.image holds), or its tag for an image that has none."""
     filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", f"{LABEL_SPACE}={space_id}"]}
     try:
-        images = client().images.list(filters=filters)
+        images = runtime_client().images.list(filters=filters)
     except docker.errors.APIError as exc:
         raise BuildError(f"Docker could not list images: {exc.explanation}") from None
-    return [tag for image in images for tag in image.tags]
+    names = []
+    for image in images:
+        digests = [d for d in image.attrs.get("RepoDigests") or [] if d.startswith(f"{settings.REGISTRY}/")]
+        names += digests[:1] or image.tags[:1]
+    return names
 
 
 def build(
@@ -138,7 +168,14 @@ def build(
         command.append("--no-cache")
     command.append(str(context))
 
-    env = {**os.environ, "DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain"}
+    env = {
+        **os.environ,
+        "DOCKER_BUILDKIT": "1",
+        "BUILDKIT_PROGRESS": "plain",
+        "DOCKER_HOST": settings.BUILD_DOCKER_HOST,
+        # No credentials: a tenant's FROM cannot pull from the registry, nor from anywhere as us.
+        "DOCKER_CONFIG": str(_empty_docker_config()),
+    }
     try:
         proc = subprocess.Popen(
             command,
@@ -196,6 +233,89 @@ def build(
         raise BuildError(failure_summary(tail), tail)
 
 
+def _empty_docker_config() -> Path:
+    path = settings.BUILD_TMP_DIR / "docker-config"
+    path.mkdir(mode=0o700, exist_ok=True)
+    (path / "config.json").write_text("{}\n")
+    return path
+
+
+def registry_auth() -> dict[str, str]:
+    return {"username": settings.REGISTRY_USER, "password": settings.REGISTRY_PASSWORD}
+
+
+def publish(tag: str) -> str:
+    """Copies a built image from the build engine to the registry, pulls it into the runtime
+    engine by digest, and drops it from the build engine (its layers stay in the build cache).
+
+    `tag` is `<registry>/<repository>:<tag>`; the answer is `<registry>/<repository>@sha256:...`.
+    """
+    repository = tag.rsplit(":", 1)[0]
+    digest_file = settings.BUILD_TMP_DIR / f"digest-{uuid.uuid4().hex}"
+    credentials = settings.BUILD_TMP_DIR / f"auth-{uuid.uuid4().hex}.json"
+    auth = f"{settings.REGISTRY_USER}:{settings.REGISTRY_PASSWORD}".encode()
+    try:
+        # The password goes in a file of our own, never on a command line others can read.
+        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"auths": {settings.REGISTRY: {"auth": base64.b64encode(auth).decode()}}}, out)
+        command = [
+            "skopeo", "copy", "--quiet", "--src-daemon-host", settings.BUILD_DOCKER_HOST,
+            "--dest-authfile", str(credentials), "--digestfile", str(digest_file),
+            f"--dest-tls-verify={'true' if settings.REGISTRY_TLS else 'false'}",
+            f"docker-daemon:{tag}", f"docker://{tag}",
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except FileNotFoundError:
+            raise BuildError("skopeo is missing: install Debian's skopeo (make up does)") from None
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"Copying {tag} to the registry took over 10 minutes") from None
+        if result.returncode != 0:
+            raise BuildError(
+                f"The image could not be copied to the registry {settings.REGISTRY}: "
+                f"{result.stderr.strip()[-800:]} (is deploy/registry.sh running?)"
+            )
+        digest = digest_file.read_text().strip()
+    finally:
+        digest_file.unlink(missing_ok=True)
+        credentials.unlink(missing_ok=True)
+    engine = runtime_client()
+    try:
+        image = engine.images.pull(repository, tag=digest, auth_config=registry_auth())
+        # Tagged too: an image with a digest and no tag counts as dangling, and a prune would take it.
+        image.tag(repository, tag.rsplit(":", 1)[1])
+    except docker.errors.APIError as exc:
+        raise BuildError(
+            f"The runtime engine could not pull {repository}@{digest}: {exc.explanation}"
+        ) from None
+    try:
+        client().images.remove(tag, noprune=False)
+    except docker.errors.APIError as exc:
+        log.warning("could not remove %s from the build engine: %s", tag, exc)
+    return f"{repository}@{digest}"
+
+
+def unpublish(ref: str) -> None:
+    """Deletes an image's manifest from the registry; `deploy/registry.sh garbage-collect` then
+    reclaims its blobs. A name that is not in our registry, or is gone already, is fine."""
+    repository, _, digest = ref.partition("@")
+    registry, _, name = repository.partition("/")
+    if not digest or registry != settings.REGISTRY:
+        return
+    scheme = "https" if settings.REGISTRY_TLS else "http"
+    try:
+        answer = requests.delete(
+            f"{scheme}://{registry}/v2/{name}/manifests/{digest}",
+            auth=(settings.REGISTRY_USER, settings.REGISTRY_PASSWORD),
+            timeout=30,
+        )
+    except requests.RequestException as exc:
+        raise BuildError(f"The registry {registry} does not answer: {exc}") from None
+    if answer.status_code not in (202, 404):
+        raise BuildError(f"The registry refused to delete {ref}: {answer.status_code} {answer.text[:200]}")
+
+
 def _die_with_parent() -> None:
     # A worker killed mid-build must not leave its `docker build` running on its own.
     PR_SET_PDEATHSIG = 1
@@ -236,7 +356,8 @@ def failure_summary(tail: list[str]) -> str:
 def prune_dangling() -> None:
     """Removes this instance's untagged images, left when a rebuild takes over a tag."""
     try:
-        client().images.prune(filters={"dangling": True, "label": f"{LABEL_INSTANCE}={settings.INSTANCE}"})
+        ours = f"{LABEL_INSTANCE}={settings.INSTANCE}"
+        runtime_client().images.prune(filters={"dangling": True, "label": ours})
     except docker.errors.APIError as exc:
         if exc.status_code == 409:  # another prune runs on this engine: it, or the next one, does this
             return

@@ -18,7 +18,8 @@ BASE_PYTHON = "3.11"  # what the offline Debian base image carries
 
 
 def image_tag(space: Space, sha: str) -> str:
-    return f"{settings.INSTANCE}/{space.subdomain}:{sha[:12]}"
+    """Where a build's image goes in the registry; Build.image holds it by digest."""
+    return f"{settings.REGISTRY}/{settings.INSTANCE}/{space.subdomain}:{sha[:12]}"
 
 
 def sdk_image_tag(gradio_version: str) -> str:
@@ -182,11 +183,13 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         on_line=buildlog.write,
         should_stop=should_stop,
     )
-    return tag
+    buildlog.write(f"==> Publishing to the registry {settings.REGISTRY}")
+    return docker_build.publish(tag)
 
 
 def prune_images(space: Space) -> list[str]:
-    """Removes a space's images beyond the last few successful builds and the deployed one."""
+    """Removes a space's images beyond the last few successful builds and the deployed one, from
+    the runtime engine and from the registry."""
     space.refresh_from_db()
     keep = set(
         space.builds.filter(state="succeeded")
@@ -198,8 +201,9 @@ def prune_images(space: Space) -> list[str]:
     # A paper's pinned embed serves its build for good.
     keep.update(space.builds.filter(pinned=True).exclude(image="").values_list("image", flat=True))
     removed = []
-    for tag in docker_build.space_images(space.pk):
-        if tag not in keep and docker_build.remove_image(tag):
-            removed.append(tag)
+    for ref in docker_build.space_images(space.pk):
+        if ref not in keep and docker_build.remove_image(ref):
+            docker_build.unpublish(ref)
+            removed.append(ref)
     docker_build.prune_dangling()
     return removed

@@ -203,6 +203,29 @@ IMAGES_KEPT = envint("SPACEDOCK_IMAGES_KEPT", "3")  # successful builds' images 
 BUILD_CA_BUNDLE = envstr("SPACEDOCK_BUILD_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 PIP_INDEX_URL = envstr("SPACEDOCK_PIP_INDEX_URL", "")
 PIP_EXTRA_INDEX_URL = envstr("SPACEDOCK_PIP_EXTRA_INDEX_URL", "")
+# Tenants' builds run on an engine of their own (deploy/build-engine.sh): its own image store,
+# network namespace and limits. Images reach the engine that runs spaces through the registry.
+BUILD_DOCKER_HOST = envstr("SPACEDOCK_BUILD_DOCKER_HOST", "unix:///run/spacedock-build/docker.sock")
+REGISTRY = envstr("SPACEDOCK_REGISTRY", f"127.0.0.1:{PORT + 2}")
+REGISTRY_TLS = envbool("SPACEDOCK_REGISTRY_TLS", "false")
+REGISTRY_USER = envstr("SPACEDOCK_REGISTRY_USER", "spacedock")
+
+
+def _registry_password() -> str:
+    # Made once and kept beside the registry's storage, where deploy/registry.sh reads it too.
+    if password := os.getenv("SPACEDOCK_REGISTRY_PASSWORD"):
+        return password
+    path = DATA_DIR / "registry" / "password"
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fresh = path.with_name(f"password.{os.getpid()}")
+        fresh.write_text(secrets.token_urlsafe(32))
+        fresh.chmod(0o600)
+        fresh.replace(path)
+    return path.read_text().strip()
+
+
+REGISTRY_PASSWORD = _registry_password()
 
 LOGGING = {
     "version": 1,
