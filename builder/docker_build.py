@@ -345,12 +345,32 @@ def failure_summary(tail: list[str]) -> str:
             break
     body = [line for line in tail if not line.startswith("ERROR:")][-15:]
     parts = []
+    if image := _unavailable_image(tail):
+        parts.append(
+            f"The image {image} could not be pulled. Builds start from public images or this server's "
+            f"base image ({settings.BASE_IMAGE}); the platform's own images and other spaces' images "
+            "are not available to builds."
+        )
     if step:
         parts.append(f"The step `{step}` failed.")
+    if any("exit code: 137" in line for line in tail[-5:]):
+        parts.append(
+            "It was killed, most likely for going past the memory that builds may use "
+            "(SPACEDOCK_BUILD_MEMORY_MB on the build engine)."
+        )
     if error:
         parts.append(error)
     parts.append("Last lines of the build log:\n" + "\n".join(body))
     return "\n".join(parts)
+
+
+def _unavailable_image(tail: list[str]) -> str:
+    # BuildKit: " > [internal] load metadata for NAME:" or " > FROM NAME:" just before the error.
+    for line in reversed(tail):
+        for marker in (" > [internal] load metadata for ", " > FROM "):
+            if line.startswith(marker) and line.endswith(":"):
+                return line[len(marker) : -1]
+    return ""
 
 
 def prune_dangling() -> None:
