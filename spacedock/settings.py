@@ -255,6 +255,9 @@ STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
 RUNNER_INTERVAL = float(envstr("SPACEDOCK_RUNNER_INTERVAL", "2"))
 DRAIN_TIMEOUT = envint("SPACEDOCK_DRAIN_TIMEOUT", "30")
 RUNNER_FIREWALL = envbool("SPACEDOCK_RUNNER_FIREWALL", "true")
+# Addresses spaces may reach despite the drops of private and link-local ranges (runner/firewall.py):
+# comma-separated CIDR or CIDR:port, e.g. a model server on the private network.
+EGRESS_ALLOW = [entry.strip() for entry in envstr("SPACEDOCK_EGRESS_ALLOW", "").split(",") if entry.strip()]
 EMBED_TOKEN_MAX_AGE = envint("SPACEDOCK_EMBED_TOKEN_MAX_AGE", "3600")
 # /metrics: with a token, scrapers send it as a bearer token; without one, only this machine may read.
 METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")
