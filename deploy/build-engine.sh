@@ -151,34 +151,38 @@ fi
 DROPPED="0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 172.16.0.0/12 192.0.0.0/24
 192.168.0.0/16 198.18.0.0/15 224.0.0.0/4 240.0.0.0/4"
 ipt() { iptables -w "$@"; }
-for chain in SPACEDOCK-BUILD-FWD SPACEDOCK-BUILD-IN; do
-    ipt -N "$chain" 2>/dev/null || ipt -F "$chain"
-done
-ipt -A SPACEDOCK-BUILD-FWD -o "$HOST_IF" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-ipt -A SPACEDOCK-BUILD-FWD -o "$HOST_IF" -j DROP
-# The host's DNS servers, port 53 only: builds resolve names as the host does.
-for ns_addr in $(awk '/^nameserver/ {print $2}' /etc/resolv.conf | grep -v ':' || true); do
-    for proto in udp tcp; do
-        ipt -A SPACEDOCK-BUILD-FWD -i "$HOST_IF" -d "$ns_addr" -p "$proto" --dport 53 -j ACCEPT
-    done
-done
-IFS=',' read -r -a allowed <<<"${SPACEDOCK_BUILD_EGRESS_ALLOW:-}"
-for entry in "${allowed[@]}"; do
-    entry=${entry// /}; [[ -n "$entry" ]] || continue
-    if [[ "$entry" == *:* ]]; then
-        for proto in tcp udp; do
-            ipt -A SPACEDOCK-BUILD-FWD -i "$HOST_IF" -d "${entry%:*}" -p "$proto" --dport "${entry##*:}" -j ACCEPT
+# Both chains written whole in one iptables-restore: no moment passes with half a chain.
+{
+    echo "*filter"
+    echo ":SPACEDOCK-BUILD-FWD - [0:0]"
+    echo ":SPACEDOCK-BUILD-IN - [0:0]"
+    echo "-A SPACEDOCK-BUILD-FWD -o $HOST_IF -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+    echo "-A SPACEDOCK-BUILD-FWD -o $HOST_IF -j DROP"
+    # The host's DNS servers, port 53 only: builds resolve names as the host does.
+    for ns_addr in $(awk '/^nameserver/ {print $2}' /etc/resolv.conf | grep -v ':' || true); do
+        for proto in udp tcp; do
+            echo "-A SPACEDOCK-BUILD-FWD -i $HOST_IF -d $ns_addr -p $proto --dport 53 -j ACCEPT"
         done
-    else
-        ipt -A SPACEDOCK-BUILD-FWD -i "$HOST_IF" -d "$entry" -j ACCEPT
-    fi
-done
-for range in $DROPPED; do
-    ipt -A SPACEDOCK-BUILD-FWD -i "$HOST_IF" -d "$range" -j DROP
-done
-ipt -A SPACEDOCK-BUILD-FWD -i "$HOST_IF" -j ACCEPT
-ipt -A SPACEDOCK-BUILD-IN -i "$HOST_IF" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-ipt -A SPACEDOCK-BUILD-IN -i "$HOST_IF" -j DROP
+    done
+    IFS=',' read -r -a allowed <<<"${SPACEDOCK_BUILD_EGRESS_ALLOW:-}"
+    for entry in "${allowed[@]}"; do
+        entry=${entry// /}; [[ -n "$entry" ]] || continue
+        if [[ "$entry" == *:* ]]; then
+            for proto in tcp udp; do
+                echo "-A SPACEDOCK-BUILD-FWD -i $HOST_IF -d ${entry%:*} -p $proto --dport ${entry##*:} -j ACCEPT"
+            done
+        else
+            echo "-A SPACEDOCK-BUILD-FWD -i $HOST_IF -d $entry -j ACCEPT"
+        fi
+    done
+    for range in $DROPPED; do
+        echo "-A SPACEDOCK-BUILD-FWD -i $HOST_IF -d $range -j DROP"
+    done
+    echo "-A SPACEDOCK-BUILD-FWD -i $HOST_IF -j ACCEPT"
+    echo "-A SPACEDOCK-BUILD-IN -i $HOST_IF -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+    echo "-A SPACEDOCK-BUILD-IN -i $HOST_IF -j DROP"
+    echo "COMMIT"
+} | iptables-restore -w --noflush || die "iptables-restore refused the build engine's rules"
 ipt -C FORWARD -j SPACEDOCK-BUILD-FWD 2>/dev/null || ipt -I FORWARD 1 -j SPACEDOCK-BUILD-FWD
 ipt -C INPUT -j SPACEDOCK-BUILD-IN 2>/dev/null || ipt -I INPUT 1 -j SPACEDOCK-BUILD-IN
 nat=(POSTROUTING -s "$NS_ADDR/32" ! -o "$HOST_IF" -j MASQUERADE)
