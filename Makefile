@@ -1,4 +1,5 @@
 # Spacedock: `make up` runs it, `make test` tests it. Both start from a fresh clone.
+# `make test-fast` runs the tests marked `fast` (no Docker, no server started) in seconds.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ PYTHON ?= python3
 # `make up` serves on SPACEDOCK_PORT (default 8080) and runs gunicorn behind Caddy on
 # SPACEDOCK_WEB_PORT (default port + 1); see the Procfile. The suite picks free ports of its own.
 
-.PHONY: up test lint format docker base-image build-engine registry-tools install install-dev migrate bench browser compose wrk
+.PHONY: up test test-fast lint format docker base-image build-engine registry-tools install install-dev migrate bench browser compose wrk
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,10 @@ up: install base-image build-engine migrate
 
 test: install-dev base-image build-engine browser compose
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Pure units and database-only tests: no Docker engine, base image or browser needed.
+test-fast: install-dev
+	$(VENV)/bin/pytest -m fast $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright never downloads its own), and an
 # emoji font so screenshots show space cards as people see them.

@@ -29,13 +29,9 @@ import docker.errors
 import requests
 from django.conf import settings
 
-log = logging.getLogger(__name__)
+from spacedock.labels import LABEL_INSTANCE, LABEL_SPACE
 
-LABEL_INSTANCE = "spacedock.instance"
-LABEL_SPACE = "spacedock.space"
-LABEL_BUILD = "spacedock.build"
-LABEL_COMMIT = "spacedock.commit"
-LABEL_SDK = "spacedock.sdk"
+log = logging.getLogger(__name__)
 
 
 class BuildError(Exception):
@@ -85,13 +81,6 @@ def image_exists(tag: str) -> bool:
         return False
     except docker.errors.APIError as exc:
         raise BuildError(f"Docker could not look up image {tag}: {exc.explanation}") from None
-
-
-def image_layers(tag: str) -> list[str]:
-    try:
-        return client().images.get(tag).attrs["RootFS"]["Layers"]
-    except docker.errors.DockerException as exc:
-        raise BuildError(f"Docker could not inspect image {tag}: {exc}") from None
 
 
 def image_id(tag: str) -> str:

@@ -6,10 +6,14 @@ Gradio), then system packages, then Python requirements, then the app files.
 """
 
 import json
+from pathlib import Path
 
 from spacedock.spaces.config import SpaceConfig
 
 APP_DIR = "/home/user/app"
+# The scripts an SDK image is made with (builder/sdk/), copied into it at /opt/sdk.
+SDK_SCRIPTS = ("install.py", "constraints.py")
+UV_VERSION = "0.13.9"
 
 # Host CA bundle and optional pip.conf reach pip as BuildKit secrets: never in a layer. The cache
 # id is namespaced per space by the build (BUILDKIT_CACHE_MOUNT_NS): no build sees another's cache.
@@ -18,13 +22,29 @@ PIP_MOUNTS = (
     "--mount=type=secret,id=pipconf,target=/etc/pip.conf "
     "--mount=type=cache,id=pip,target=/root/.cache/pip"
 )
-PIP = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 pip install"
+PIP_ENV = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1"
+PIP = f"{PIP_ENV} pip install"
+
+
+def sdk_context(base_image: str, gradio_version: str) -> dict[str, str]:
+    """Every file the SDK image is built from, by name: its Dockerfile and the scripts it runs."""
+    scripts = Path(__file__).resolve().parent / "sdk"
+    return {
+        "Dockerfile": sdk_dockerfile(base_image, gradio_version),
+        **{name: (scripts / name).read_text() for name in SDK_SCRIPTS},
+    }
 
 
 def sdk_dockerfile(base_image: str, gradio_version: str) -> str:
+    # uv resolves as of a date (--exclude-newer), which pip cannot; it lives in a stage of its own,
+    # cached across SDK images, and never enters one.
     return f"""\
+FROM {base_image} AS uv
+RUN {PIP_MOUNTS} \\
+    python3 -m venv /opt/uv && {PIP_ENV} /opt/uv/bin/pip install uv=={UV_VERSION}
+
 FROM {base_image}
-RUN python3 -m venv /opt/venv && useradd --create-home --uid 1000 user \
+RUN python3 -m venv /opt/venv && useradd --create-home --uid 1000 user \\
     && mkdir {APP_DIR} && chown 1000:1000 {APP_DIR}
 WORKDIR {APP_DIR}
 ENV PATH=/opt/venv/bin:$PATH \\
@@ -32,9 +52,23 @@ ENV PATH=/opt/venv/bin:$PATH \\
     GRADIO_SERVER_NAME=0.0.0.0 \\
     GRADIO_ANALYTICS_ENABLED=False \\
     HF_HUB_DISABLE_TELEMETRY=1
+COPY {" ".join(SDK_SCRIPTS)} /opt/sdk/
 RUN {PIP_MOUNTS} \\
-    {PIP} gradio=={gradio_version}
+    --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \\
+    --mount=type=cache,target=/root/.cache/uv \\
+    python3 /opt/sdk/install.py {gradio_version}
 """
+
+
+def _constrained_install(name: str) -> list[str]:
+    # The SDK image's lock holds Gradio's dependencies where its release left them (see
+    # builder/sdk/constraints.py): a space's requirements install under it.
+    constraints = f"/tmp/{name.removesuffix('.txt')}-constraints.txt"
+    return [
+        f"COPY {name} /tmp/{name}",
+        f"RUN {PIP_MOUNTS} \\\n    python /opt/sdk/constraints.py /tmp/{name} > {constraints} \\\n"
+        f"    && {PIP} -r /tmp/{name} -c {constraints}",
+    ]
 
 
 def gradio_dockerfile(sdk_image: str, config: SpaceConfig, files: set[str], env: dict[str, str]) -> str:
@@ -46,16 +80,9 @@ def gradio_dockerfile(sdk_image: str, config: SpaceConfig, files: set[str], env:
             "&& rm -rf /var/lib/apt/lists/*",
         ]
     if "pre-requirements.txt" in files:
-        lines += [
-            "COPY pre-requirements.txt /tmp/pre-requirements.txt",
-            f"RUN {PIP_MOUNTS} \\\n    {PIP} -r /tmp/pre-requirements.txt",
-        ]
+        lines += _constrained_install("pre-requirements.txt")
     if "requirements.txt" in files:
-        # gradio stays pinned: a requirements file must not swap the SDK version under the app.
-        lines += [
-            "COPY requirements.txt /tmp/requirements.txt",
-            f"RUN {PIP_MOUNTS} \\\n    {PIP} -r /tmp/requirements.txt gradio=={config.sdk_version}",
-        ]
+        lines += _constrained_install("requirements.txt")
     lines += [
         # The last layer, and the only one a code-only push changes.
         f"COPY --chown=1000:1000 . {APP_DIR}",

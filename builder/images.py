@@ -11,6 +11,7 @@ from django.conf import settings
 from builder import docker_build, dockerfiles
 from builder.buildlog import BuildLog
 from spacedock.gitserver import repo as gitrepo
+from spacedock.labels import LABEL_BUILD, LABEL_COMMIT, LABEL_INSTANCE, LABEL_SDK, LABEL_SPACE
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.models import Build, Space
 
@@ -23,11 +24,12 @@ def image_tag(space: Space, sha: str) -> str:
 
 
 def sdk_image_tag(gradio_version: str) -> str:
-    # Named by what goes into it: a rebuilt base image or a changed recipe gets a fresh one.
-    recipe = docker_build.image_id(settings.BASE_IMAGE) + dockerfiles.sdk_dockerfile(
-        settings.BASE_IMAGE, gradio_version
-    )
-    return f"spacedock-sdk:gradio{gradio_version}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+    # Named by what goes into it: a rebuilt base image or a changed recipe (Dockerfile or the
+    # scripts it runs) gets a fresh one.
+    recipe = hashlib.sha256(docker_build.image_id(settings.BASE_IMAGE).encode())
+    for name, text in sorted(dockerfiles.sdk_context(settings.BASE_IMAGE, gradio_version).items()):
+        recipe.update(f"\0{name}\0{text}".encode())
+    return f"spacedock-sdk:gradio{gradio_version}-{recipe.hexdigest()[:12]}"
 
 
 # BuildKit keys every cache mount of a build by this namespace; a build cannot name another's.
@@ -80,16 +82,17 @@ def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: 
         if docker_build.image_exists(tag):
             buildlog.write(f"==> Reusing the shared Gradio {version} image {tag}")
             return tag
-        buildlog.write(f"==> Building the shared Gradio {version} image (once; later spaces reuse it)")
+        buildlog.write(f"==> Building the shared Gradio {version} image {tag} (once; later spaces reuse it)")
         context = workdir / "sdk"
         context.mkdir()
-        (context / "Dockerfile").write_text(dockerfiles.sdk_dockerfile(settings.BASE_IMAGE, version))
+        for name, text in dockerfiles.sdk_context(settings.BASE_IMAGE, version).items():
+            (context / name).write_text(text)
         try:
             docker_build.build(
                 context,
                 context / "Dockerfile",
                 tag,
-                labels={docker_build.LABEL_SDK: f"gradio-{version}"},
+                labels={LABEL_SDK: f"gradio-{version}"},
                 secrets=pip_secrets(workdir),
                 build_args={CACHE_NAMESPACE_ARG: cache_namespace("sdk")},
                 deadline=deadline,
@@ -132,10 +135,10 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
 
     files = {p.name for p in context.iterdir() if p.is_file()}
     labels = {
-        docker_build.LABEL_INSTANCE: settings.INSTANCE,
-        docker_build.LABEL_SPACE: str(space.pk),
-        docker_build.LABEL_BUILD: str(build.pk),
-        docker_build.LABEL_COMMIT: sha,
+        LABEL_INSTANCE: settings.INSTANCE,
+        LABEL_SPACE: str(space.pk),
+        LABEL_BUILD: str(build.pk),
+        LABEL_COMMIT: sha,
     }
     # A tenant's own Dockerfile never gets the operator's index credentials, only the CA bundle.
     secrets = pip_secrets(workdir, with_index=config.sdk != "docker")

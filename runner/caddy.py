@@ -10,11 +10,10 @@ import threading
 import requests
 from django.conf import settings
 
+from spacedock.proxy.paths import AUTH_PATH, TLS_ASK_PATH, WAKE_PREFIX
+
 log = logging.getLogger(__name__)
 
-WAKE_PREFIX = "/_runner/wake"
-AUTH_PATH = "/_runner/auth"
-ASK_PATH = "/tls/ask"  # spacedock.health answers it
 STREAM_CLOSE_DELAY = "24h"
 
 
@@ -88,7 +87,9 @@ def config(routes: list[dict]) -> dict:
         apps["tls"] = {
             "automation": {
                 "policies": [{"on_demand": True}],
-                "on_demand": {"permission": {"module": "http", "endpoint": f"http://{web_dial()}{ASK_PATH}"}},
+                "on_demand": {
+                    "permission": {"module": "http", "endpoint": f"http://{web_dial()}{TLS_ASK_PATH}"}
+                },
             }
         }
     else:

@@ -16,12 +16,9 @@ import docker.errors
 import requests
 from django.conf import settings
 
-log = logging.getLogger(__name__)
+from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
-LABEL_INSTANCE = "spacedock.instance"
-LABEL_SPACE = "spacedock.space"
-LABEL_TARGET = "spacedock.target"
-LABEL_GENERATION = "spacedock.generation"
+log = logging.getLogger(__name__)
 
 
 class RuntimeBackendError(Exception):

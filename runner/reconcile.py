@@ -23,6 +23,7 @@ from django.utils import timezone
 from runner import caddy, docker_runtime, firewall
 from runner.docker_runtime import RuntimeBackendError
 from runner.models import RUNNER_ID, Runtime
+from spacedock.proxy import hosts
 from spacedock.spaces.models import STAGES, RunLogLine, Space
 
 log = logging.getLogger(__name__)
@@ -392,7 +393,6 @@ class Runner:
             return
         latest: dict[str, float] = {}
         counts: dict[str, int] = {}
-        suffix = "." + settings.SPACES_DOMAIN
         with open(path, "rb") as f:
             f.seek(self.access_offset)
             data = f.read(size - self.access_offset)
@@ -401,11 +401,11 @@ class Runner:
         for raw in complete.splitlines():
             try:
                 entry = json.loads(raw)
-                host = entry["request"]["host"].rsplit(":", 1)[0].lower()
-            except (ValueError, KeyError, TypeError):
+                name = hosts.parse(entry["request"]["host"])
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
-            if host.endswith(suffix):
-                sub = host[: -len(suffix)]
+            if name is not None and name.subdomain:
+                sub = name.subdomain
                 latest[sub] = max(latest.get(sub, 0.0), float(entry.get("ts", time.time())))
                 counts[sub] = counts.get(sub, 0) + 1
         for sub, ts in latest.items():

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "spacedock.gitserver",
     "spacedock.api",
     "spacedock.health",
+    "spacedock.proxy",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from spacedock.gitserver.views import smart_http
 
 urlpatterns = [
+    path("", include("spacedock.proxy.urls")),
     path("", include("spacedock.health.urls")),
     path("api/", include("spacedock.api.urls")),
     re_path(
@@ -12,5 +13,3 @@ urlpatterns = [
     path("", include("spacedock.accounts.urls")),
     path("", include("spacedock.spaces.urls")),
 ]
-
-urlpatterns.insert(0, path("", include("runner.urls")))

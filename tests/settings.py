@@ -20,3 +20,7 @@ os.environ.setdefault("SPACEDOCK_INSTANCE", "sdtest")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403
+
+# Django's default hasher takes most of a second per password on a small machine, and the suite
+# creates users by the dozen; what is tested is who may do what, never the hash's strength.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

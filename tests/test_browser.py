@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from spacedock.accounts.models import AccessToken
-from spacedock.spaces.models import Build, Space
+from spacedock.spaces.models import Build, BuildLogLine, Space
 from tests.browser import PHONE, screenshot, sign_in
 
 CARDS = [
@@ -129,12 +129,12 @@ def test_live_log_shows_build_lines_while_the_build_runs(gallery, page):
     # builder's own call (build.log); the lead swaps this producer for a real push and build.
     build = Build.objects.get(space__name="hello")
     assert build.start()
-    build.log("Step 1/4 : FROM spacedock/base:bookworm")
+    BuildLogLine.append(build, "Step 1/4 : FROM spacedock/base:bookworm")
     page.goto(f"{gallery.url}/alice/hello/logs")
     log = page.locator("#build-log")
     expect(log).to_contain_text("Step 1/4")
     for step in range(2, 5):
-        build.log(f"Step {step}/4 : line written while the page is open")
+        BuildLogLine.append(build, f"Step {step}/4 : line written while the page is open")
         expect(log).to_contain_text(f"Step {step}/4")
     build.succeed("sdweb/hello:1")
     expect(page.locator("#build-state")).to_have_text("succeeded")

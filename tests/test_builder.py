@@ -13,8 +13,8 @@ from django.conf import settings
 from gradio_client import Client
 
 from builder import tasks
-from builder.docker_build import LABEL_INSTANCE, LABEL_SDK
 from builder.images import image_tag, prune_images, sdk_image_tag
+from spacedock.labels import LABEL_INSTANCE, LABEL_SDK
 from spacedock.spaces.models import Build, Space, Variable
 from tests.conftest import HELLO_APP, HELLO_README, wait_until
 

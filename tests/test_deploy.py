@@ -63,6 +63,7 @@ def test_compose_file_validates_and_keeps_the_docker_socket_to_worker_and_runner
     assert compose_env["SPACEDOCK_LISTEN"] == ":443" and compose_env["SPACEDOCK_WEB_PORT"] == "8000"
 
 
+@pytest.mark.fast
 def test_production_caddy_config_is_valid_and_asks_the_platform(settings, tmp_path):
     """What the runner loads into Caddy on a TLS host: on-demand certificates, asked of /tls/ask."""
     from runner import caddy as runner_caddy

@@ -5,7 +5,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from spacedock.spaces.models import Build, RunLogLine, Space
+from spacedock.spaces.models import Build, BuildLogLine, RunLogLine, Space
 
 
 @pytest.fixture
@@ -153,8 +153,8 @@ def test_fetch_space_logs(live, alice):
     space = Space.objects.get(name="hello")
     build = Build.objects.get(space=space)
     build.start()
-    build.log("Step 1/3: installing requirements")
-    build.log("Step 2/3: copying the app")
+    BuildLogLine.append(build, "Step 1/3: installing requirements")
+    BuildLogLine.append(build, "Step 2/3: copying the app")
     build.succeed("image:1")
     # Space.log_run needs RunLogLine.append, which the runner's branch brings; a row is the same.
     RunLogLine.objects.create(space=space, number=0, text="Running on local URL:  http://0.0.0.0:7860")

@@ -11,8 +11,8 @@ from django.conf import settings
 from gradio_client import Client
 from urllib3.util import Retry
 
-from runner.embed import space_embed_url
 from spacedock.accounts.models import AccessToken
+from spacedock.spaces.embed import space_embed_url
 from spacedock.spaces.models import Space
 from tests.runner_fixtures import DOCKER, deployed, docker_ids, publish, runner_loop, wait_for
 
@@ -374,6 +374,7 @@ def test_runner_process_converges_after_kill_and_caddy_restart(
             subprocess.run([DOCKER, "rm", "-f", container_id], capture_output=True)
 
 
+@pytest.mark.fast
 def test_two_runners_never_hold_one_space(transactional_db):
     from datetime import timedelta
 

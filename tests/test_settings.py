@@ -3,6 +3,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from spacedock.settings import database_from_url, envbool, envint
 
+pytestmark = pytest.mark.fast
+
 
 def test_envbool_fails_loudly(monkeypatch):
     monkeypatch.setenv("X_FLAG", "yes")

@@ -6,6 +6,7 @@ from spacedock.spaces.config import ConfigError, parse
 from spacedock.spaces.models import Build, Space
 
 
+@pytest.mark.fast
 def test_hub_defaults(settings):
     config = parse("---\nsdk: gradio\n---\n")
     assert config.app_file == "app.py"
@@ -14,6 +15,7 @@ def test_hub_defaults(settings):
     assert config.startup_duration_timeout == 30 * 60
 
 
+@pytest.mark.fast
 def test_every_documented_key_is_read():
     config = parse(
         """---
@@ -44,12 +46,14 @@ text
     assert config.models == ["openai/whisper-tiny"] and config.datasets == ["mnist"]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "readme, says",
     [
         ("# no front matter\n", "has no front matter"),
         ("---\nsdk: [gradio\n---\n", "not valid YAML at line 2"),
-        ("---\nsdk: streamlit\n---\n", "sdk 'streamlit' is not supported here"),
+        ("---\nsdk: streamlit\n---\n", "Run it as sdk: docker"),
+        ("---\nsdk: rocket\n---\n", "sdk 'rocket' is not supported here"),
         ("---\ntitle: x\n---\n", "has no 'sdk'"),
         ("---\nsdk: gradio\ncolorFrom: teal\n---\n", "colorFrom 'teal'"),
         ("---\nsdk: docker\napp_port: web\n---\n", "app_port 'web'"),

@@ -48,6 +48,7 @@ def cards(html: str) -> list[str]:
     return [part.split('"', 1)[0] for part in html.split('data-space="')[1:]]
 
 
+@pytest.mark.fast
 def test_gallery_search_sort_filter_and_pages(ada, client):
     bob = User.objects.create_user("bob")
     make_space(ada, "chat", title="Chatter", short_description="Talks back", likes=5, tags=["nlp"])
@@ -75,6 +76,7 @@ def test_gallery_search_sort_filter_and_pages(ada, client):
     assert cards(client.get("/?sort=likes").content.decode())[0] == "ada/hidden"
 
 
+@pytest.mark.fast
 def test_gallery_card_shows_what_the_hub_shows(ada, client):
     make_space(
         ada,
@@ -92,6 +94,7 @@ def test_gallery_card_shows_what_the_hub_shows(ada, client):
         assert text in html
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("sort", ["trending", "likes", "updated", "created"])
 def test_gallery_queries_do_not_grow_with_the_page(ada, client, sort):
     for i in range(60):
@@ -106,6 +109,7 @@ def test_gallery_queries_do_not_grow_with_the_page(ada, client, sort):
     assert count(2) == count(48) <= 3
 
 
+@pytest.mark.fast
 def test_trending_favours_recent_likes_and_visits(ada, client):
     old, new = make_space(ada, "old"), make_space(ada, "new")
     fans = [User.objects.create_user(f"fan{i}") for i in range(3)]
@@ -147,6 +151,7 @@ def test_space_page_iframe_readme_and_no_script(live, token_for, make_repo):
     assert client.get("/spaces/alice/hello")["Location"] == "/alice/hello"
 
 
+@pytest.mark.fast
 def test_logs_page_streams_from_the_api(ada, client):
     space = make_space(ada, "chat", head_sha="a" * 40)
     build = Build.objects.create(space=space, commit_sha="a" * 40, state="failed", error="pip failed")
@@ -155,6 +160,7 @@ def test_logs_page_streams_from_the_api(ada, client):
     assert "/api/spaces/ada/chat/logs/run" in html and "pip failed" in html and "EventSource" in html
 
 
+@pytest.mark.fast
 def test_embeds_and_pins(ada, ada_client, client):
     space = make_space(ada, "chat", head_sha="a" * 40)
     build = Build.objects.create(space=space, commit_sha="a" * 40, state="succeeded", image="img:1")
@@ -190,6 +196,7 @@ def test_embeds_and_pins(ada, ada_client, client):
     assert refused.status_code == 403 and "does not allow" in refused.content.decode()
 
 
+@pytest.mark.fast
 def test_settings_owner_only_csrf_and_post_only(ada, ada_client):
     space = make_space(ada, "chat")
     base = "/ada/chat/settings"
@@ -233,6 +240,7 @@ def test_settings_owner_only_csrf_and_post_only(ada, ada_client):
     assert not Space.objects.filter(pk=space.pk).exists()
 
 
+@pytest.mark.fast
 def test_like_button(ada, ada_client):
     space = make_space(ada, "chat")
     token = csrf(ada_client, "/ada/chat")
@@ -248,6 +256,7 @@ def test_like_button(ada, ada_client):
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login")
 
 
+@pytest.mark.fast
 def test_signup_signin_profile_and_tokens():
     client = Client(enforce_csrf_checks=True)
     token = csrf(client, "/signup")
@@ -302,6 +311,7 @@ def test_signup_signin_profile_and_tokens():
     assert ok["Location"] == "/grace"
 
 
+@pytest.mark.fast
 def test_new_space_form(ada, ada_client):
     token = csrf(ada_client, "/new")
     bad = ada_client.post("/new", {"name": "../x", "csrfmiddlewaretoken": token})

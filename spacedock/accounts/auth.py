@@ -1,12 +1,16 @@
 """Who is asking: a session for people in a browser, a token for git and API clients."""
 
 import base64
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 
 from spacedock.accounts.models import AccessToken
 
 
-class BadCredentials(Exception):
-    """An Authorization header was sent, and it names no valid token."""
+class BadCredentials(PermissionDenied):
+    """An Authorization header was sent, and it names no valid token (a page shows it as a 403)."""
 
 
 def token_from_request(request) -> AccessToken | None:
@@ -29,3 +33,21 @@ def token_from_request(request) -> AccessToken | None:
     if token is None:
         raise BadCredentials("the token is wrong, revoked, or its user is disabled")
     return token
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The one caller of a request: a token's user, or a session's user, or nobody."""
+
+    user: User | None = None
+    token: AccessToken | None = None
+
+
+def principal(request) -> Principal:
+    """Who is asking, judged one way: a request with an Authorization header by its token alone
+    (BadCredentials when it names none, whatever session comes with it), else by its session."""
+    if request.META.get("HTTP_AUTHORIZATION"):
+        token = token_from_request(request)
+        return Principal(token.user, token)
+    user = getattr(request, "user", None)
+    return Principal(user if user is not None and user.is_authenticated else None)

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from spacedock.accounts.auth import BadCredentials, token_from_request
+from spacedock.accounts.auth import BadCredentials, principal
+from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def _ask_for_token(message: str) -> HttpResponse:
 def _how_to_push(owner: str, name: str) -> str:
     return (
         f"Push with a write token: git push http://<user>:<token>@{settings.DOMAIN}"
-        f"{settings.PORT_SUFFIX}/spaces/{owner}/{name} main\n"
+        f"{settings.PORT_SUFFIX}/spaces/{owner}/{name} {DEFAULT_BRANCH}\n"
         "Make a token on your account page, or with: ./manage.py issue_token <user>"
     )
 
@@ -64,10 +65,11 @@ def smart_http(request, owner: str, name: str, action: str):
     writing = service == "git-receive-pack"
 
     try:
-        token = token_from_request(request)
+        who = principal(request)
     except BadCredentials as exc:
         return _ask_for_token(f"Authentication failed: {exc}.\n{_how_to_push(owner, name)}")
-    user = token.user if token else None
+    # A push needs a token (git's Basic credentials); a session never pushes.
+    token, user = who.token, who.user
 
     space = Space.objects.select_related("owner").filter(owner__username=owner, name=name).first()
     hidden = space is None or not space.can_read(user)

@@ -12,8 +12,6 @@ DURATION_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 # Counters that other processes bump with Counter.bump(name).
 COUNTERS = {
     "wakes": "Sleeping spaces woken by a visitor.",
-    "proxy_requests": "Requests proxied to spaces.",
-    "proxy_bytes": "Bytes proxied to and from spaces.",
 }
 
 

@@ -5,5 +5,4 @@ from spacedock.health import views
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.prometheus, name="metrics"),
-    path("tls/ask", views.tls_ask, name="tls_ask"),
 ]

@@ -41,29 +41,3 @@ def prometheus(request):
             content_type="text/plain",
         )
     return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-@never_cache
-@require_GET
-def tls_ask(request):
-    """Caddy's on-demand TLS asks here before it requests a certificate for a name.
-
-    200 only for the platform's own domain, an existing space's host, or a pinned build's
-    host: nobody can make this server ask a CA for certificates of names it does not serve.
-    """
-    from spacedock.spaces.models import Build, Space
-
-    domain = request.GET.get("domain", "").strip().lower().rstrip(".")
-    allowed = domain == settings.DOMAIN.lower()
-    suffix = f".{settings.SPACES_DOMAIN.lower()}"
-    if not allowed and domain.endswith(suffix):
-        label = domain[: -len(suffix)]
-        if label.startswith("pin--") and label[5:].isdigit():
-            allowed = Build.objects.filter(pk=int(label[5:]), pinned=True).exists()
-        elif label and "." not in label:
-            allowed = Space.objects.filter(subdomain=label).exists()
-    if allowed:
-        return HttpResponse("ok\n", content_type="text/plain")
-    return HttpResponse(
-        f"{domain or '(no domain)'} is not served here\n", status=404, content_type="text/plain"
-    )

@@ -15,12 +15,25 @@ COLORS = ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray")
 VERSION_RE = re.compile(r"\d+(\.\d+){0,2}")
 DURATION_RE = re.compile(r"(\d+)\s*([smh]?)")
 FRONT_MATTER_RE = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n(---|\.\.\.)[ \t]*(\r?\n|\Z)", re.S)
+# Front matter is a few lines of settings. A cap, and no aliases: a 500-byte block of nested
+# aliases expands into gigabytes once anything walks it (the page, an error message).
+FRONT_MATTER_MAX_BYTES = 16 * 1024
+# What the Space columns hold: a longer value is the author's mistake, said as such.
+MAX_LENGTHS = {"title": 200, "emoji": 20, "license": 50, "sdk_version": 20, "python_version": 10,
+               "app_file": 200}  # fmt: skip
+MAX_LIST_ITEMS, MAX_LIST_ITEM_LENGTH = 50, 100
 
 EXAMPLE = "---\ntitle: My demo\nsdk: gradio\napp_file: app.py\n---"
 
 
 class ConfigError(Exception):
     """The README does not describe a space we can build; the text says how to fix it."""
+
+
+def excerpt(value: object, limit: int = 60) -> str:
+    """A value as an error message may quote it: never more than a short piece of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -54,8 +67,18 @@ def front_matter(readme: str) -> dict:
             "README.md has no front matter. Start it with a YAML block between '---' lines, "
             f"for example:\n{EXAMPLE}"
         )
+    block = match.group(1)
+    if len(block.encode()) > FRONT_MATTER_MAX_BYTES:
+        raise ConfigError(
+            f"README.md front matter is {len(block.encode()) // 1024} KiB; the limit is "
+            f"{FRONT_MATTER_MAX_BYTES // 1024} KiB. Keep settings there and move the rest below it."
+        )
     try:
-        data = yaml.safe_load(match.group(1))
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(block, Loader=yaml.SafeLoader)):
+            raise ConfigError(
+                "README.md front matter uses a YAML alias (*name). Write each value out instead."
+            )
+        data = yaml.safe_load(block)
     except yaml.YAMLError as exc:
         where = ""
         if mark := getattr(exc, "problem_mark", None):
@@ -76,7 +99,13 @@ def _text(data: dict, key: str, default: str) -> str:
         return default
     if isinstance(value, (dict, list)):
         raise ConfigError(f"'{key}' in README.md must be a single value, not {type(value).__name__}")
-    return str(value).strip()
+    text = str(value).strip()
+    if key in MAX_LENGTHS and len(text) > MAX_LENGTHS[key]:
+        raise ConfigError(
+            f"'{key}' in README.md is {len(text)} characters long; at most {MAX_LENGTHS[key]} fit: "
+            f"{excerpt(text)}"
+        )
+    return text
 
 
 def _strings(data: dict, key: str) -> list[str]:
@@ -85,7 +114,13 @@ def _strings(data: dict, key: str) -> list[str]:
         value = [value]
     if not isinstance(value, list) or any(isinstance(v, (dict, list)) for v in value):
         raise ConfigError(f"'{key}' in README.md must be a list, for example: {key}: [a, b]")
-    return [str(v) for v in value]
+    items = [str(v) for v in value]
+    if len(items) > MAX_LIST_ITEMS or any(len(item) > MAX_LIST_ITEM_LENGTH for item in items):
+        raise ConfigError(
+            f"'{key}' in README.md may hold {MAX_LIST_ITEMS} entries of at most "
+            f"{MAX_LIST_ITEM_LENGTH} characters each"
+        )
+    return items
 
 
 def _bool(data: dict, key: str) -> bool:
@@ -93,7 +128,7 @@ def _bool(data: dict, key: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise ConfigError(f"'{key}' in README.md must be true or false, not {value!r}")
+        raise ConfigError(f"'{key}' in README.md must be true or false, not {excerpt(value)}")
     return value
 
 
@@ -103,7 +138,7 @@ def _duration(value: object) -> int:
     match = DURATION_RE.fullmatch(str(value).strip())
     if not match:
         raise ConfigError(
-            f"startup_duration_timeout {value!r} is not a duration: write it like 30m, 1h or 90s"
+            f"startup_duration_timeout {excerpt(value)} is not a duration: write it like 30m, 1h or 90s"
         )
     number, unit = int(match.group(1)), match.group(2) or "s"
     return number * {"s": 1, "m": 60, "h": 3600}[unit]
@@ -115,31 +150,40 @@ def parse(readme: str) -> SpaceConfig:
     sdk = _text(data, "sdk", "")
     if not sdk:
         raise ConfigError(f"README.md front matter has no 'sdk'. Add one of: {', '.join(SDKS)}")
+    if sdk == "streamlit":
+        raise ConfigError(
+            "sdk: streamlit is not run here. Run it as sdk: docker, with a Dockerfile that installs "
+            "streamlit and starts `streamlit run app.py --server.port 7860 --server.address 0.0.0.0`."
+        )
     if sdk not in SDKS:
-        raise ConfigError(f"sdk '{sdk}' is not supported here. Spacedock runs these: {', '.join(SDKS)}")
+        raise ConfigError(
+            f"sdk {excerpt(sdk)} is not supported here. Spacedock runs these: {', '.join(SDKS)}"
+        )
     config = SpaceConfig(sdk=sdk)
     config.title = _text(data, "title", "")
     config.emoji = _text(data, "emoji", config.emoji)
     for key in ("colorFrom", "colorTo"):
         color = _text(data, key, getattr(config, key))
         if color not in COLORS:
-            raise ConfigError(f"{key} '{color}' is not a color we know. Use one of: {', '.join(COLORS)}")
+            raise ConfigError(
+                f"{key} {excerpt(color)} is not a color we know. Use one of: {', '.join(COLORS)}"
+            )
         setattr(config, key, color)
     config.sdk_version = _text(data, "sdk_version", "")
     if sdk == "gradio":
         config.sdk_version = config.sdk_version or settings.DEFAULT_GRADIO_VERSION
         if not VERSION_RE.fullmatch(config.sdk_version):
-            raise ConfigError(f"sdk_version '{config.sdk_version}' is not a version like 5.9.1")
+            raise ConfigError(f"sdk_version {excerpt(config.sdk_version)} is not a version like 5.9.1")
     config.python_version = _text(data, "python_version", "")
     if config.python_version and not VERSION_RE.fullmatch(config.python_version):
-        raise ConfigError(f"python_version '{config.python_version}' is not a version like 3.11")
+        raise ConfigError(f"python_version {excerpt(config.python_version)} is not a version like 3.11")
     default_app_file = {"gradio": "app.py", "static": "index.html", "docker": ""}[sdk]
     config.app_file = _text(data, "app_file", default_app_file)
     if config.app_file and (config.app_file.startswith("/") or ".." in config.app_file.split("/")):
-        raise ConfigError(f"app_file '{config.app_file}' must be a path inside the repository")
+        raise ConfigError(f"app_file {excerpt(config.app_file)} must be a path inside the repository")
     port = data.get("app_port", 7860)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigError(f"app_port {port!r} must be a port number between 1 and 65535")
+        raise ConfigError(f"app_port {excerpt(port)} must be a port number between 1 and 65535")
     config.app_port = port
     config.short_description = _text(data, "short_description", "")[:200]
     config.license = _text(data, "license", "")

@@ -1,14 +1,29 @@
-"""Where the space page and the embed view point their iframe."""
+"""Where the space page and the embed view point their iframe.
+
+A private space's iframe gets a short-lived signed link; spacedock.proxy.access checks it at the
+space's host and turns it into a cookie for that host.
+"""
+
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core import signing
 
-from runner.embed import space_embed_url
 from spacedock.spaces.models import Build, Space
 
+QUERY_KEY = "__sign"
+SALT_URL = "spacedock.runner.embed"  # the name it was first issued under: links out there stay valid
 
-def app_url(space: Space, user) -> str:
-    # A private space needs the runner's short-lived signed URL to load in an iframe.
-    return space_embed_url(space, user)
+
+def signed_token(space: Space, user, salt: str) -> str:
+    return signing.dumps({"s": space.pk, "u": user.pk}, salt=salt, compress=True)
+
+
+def space_embed_url(space: Space, user) -> str:
+    """The URL an iframe of this space uses for this viewer: signed when the space is private."""
+    if not space.is_private or not space.can_read(user):
+        return space.url
+    return f"{space.url}?{urlencode({QUERY_KEY: signed_token(space, user, SALT_URL)})}"
 
 
 def embed_snippets(space: Space) -> dict[str, str]:
@@ -43,5 +58,5 @@ def pinned_app_url(space: Space, build: Build, user) -> str | None:
     if build.pinned:
         return build.pinned_url
     if build.pk == space.deployed_build_id:
-        return app_url(space, user)
+        return space_embed_url(space, user)
     return None

@@ -9,11 +9,13 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from spacedock.celery import app as celery_app
 from spacedock.gitserver import repo as gitrepo
+from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
+from spacedock.spaces import notify
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-DEFAULT_BRANCH = "main"
 
 # The Hugging Face Hub's stage names: what the runtime API and the pages show.
 STAGES = (
@@ -69,6 +71,17 @@ def trending_points(weight: float, at=None) -> float:
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 ENV_KEY_RE = re.compile(ENV_KEY_PATTERN)
 RESERVED_ENV = ("SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE", "SPACE_HOST", "SYSTEM")
+
+
+VISIBILITIES = ("public", "private")
+BUILD_TASK = "builder.tasks.build"
+
+
+def check_sleep_time(seconds: object) -> int:
+    """Seconds idle before sleeping, when allowed (at least a minute, or -1 for never); else ValueError."""
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or (seconds < 60 and seconds != -1):
+        raise ValueError("The sleep time is a whole number of seconds, at least 60, or -1 to never sleep.")
+    return seconds
 
 
 def check_variable_key(key: object) -> str:
@@ -218,10 +231,26 @@ class Space(models.Model):
         """Asks the runner for a fresh container of the deployed image."""
         Space.objects.filter(pk=self.pk).update(generation=models.F("generation") + 1, paused=False)
         self.refresh_from_db(fields=["generation", "paused"])
+        notify.poke_on_commit()
 
     def pause(self) -> None:
         Space.objects.filter(pk=self.pk).update(paused=True)
         self.paused = True
+        notify.poke_on_commit()
+
+    def set_sleep_time(self, seconds: int) -> None:
+        """Seconds idle before the runner puts the app to sleep; -1 never."""
+        Space.objects.filter(pk=self.pk).update(sleep_time=check_sleep_time(seconds))
+        self.sleep_time = seconds
+        notify.poke_on_commit()
+
+    def set_visibility(self, visibility: str) -> None:
+        """Public or private; the runner puts a private space's route behind the access check."""
+        if visibility not in VISIBILITIES:
+            raise ValueError("Visibility is public or private.")
+        Space.objects.filter(pk=self.pk).update(visibility=visibility)
+        self.visibility = visibility
+        notify.poke_on_commit()
 
     def factory_rebuild(self) -> "Build | None":
         """Rebuilds the head from scratch, without the build cache."""
@@ -247,6 +276,7 @@ class Space(models.Model):
             deployed_build=build, generation=models.F("generation") + 1, paused=False
         )
         self.refresh_from_db(fields=["deployed_build", "generation", "paused"])
+        notify.poke_on_commit()
 
     def env(self) -> dict[str, str]:
         """The variables and secrets a container of this space gets, with the Hub's own."""
@@ -338,10 +368,11 @@ class Space(models.Model):
         return copy
 
     def delete(self, *args, **kwargs):
-        """Deletes the row and the bare repository; the runner stops the containers by itself."""
+        """Deletes the row and the bare repository; the runner stops the containers it finds orphaned."""
         path = self.repo_path
         result = super().delete(*args, **kwargs)
         shutil.rmtree(path, ignore_errors=True)
+        notify.poke_on_commit()
         return result
 
     def record_push(self, sha: str, ref: str) -> "Build":
@@ -414,18 +445,14 @@ class Build(models.Model):
         return f"{self.space} @ {self.commit_sha[:7]} ({self.state})"
 
     def dispatch(self) -> None:
-        from builder.tasks import build as build_task
-
-        transaction.on_commit(lambda: build_task.delay(self.pk))
+        # By name: the web never imports the builder; the worker that serves the task does.
+        transaction.on_commit(lambda: celery_app.send_task(BUILD_TASK, args=[self.pk]))
 
     @property
     def duration(self) -> float | None:
         if self.started and self.finished:
             return (self.finished - self.started).total_seconds()
         return None
-
-    def log(self, text: str) -> None:
-        BuildLogLine.append(self, text)
 
     def start(self) -> bool:
         """queued -> building; False when the build was cancelled before a worker took it."""

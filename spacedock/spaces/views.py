@@ -13,7 +13,8 @@ from django.views.decorators.http import require_POST
 
 from spacedock.gitserver import repo as gitrepo
 from spacedock.spaces import config as spaceconfig
-from spacedock.spaces.embed import app_url, embed_snippets, pinned_app_url, pinned_embed_page
+from spacedock.spaces.access import readable_space, space_owner, space_reader
+from spacedock.spaces.embed import embed_snippets, pinned_app_url, pinned_embed_page, space_embed_url
 from spacedock.spaces.gallery import SORTS, filter_spaces
 from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
 
@@ -53,13 +54,6 @@ def gallery(request):
     )
 
 
-def get_space(request, owner: str, name: str) -> Space:
-    space = get_object_or_404(Space.objects.select_related("owner"), owner__username=owner, name=name)
-    if not space.can_read(request.user):
-        raise Http404
-    return space
-
-
 def readme_html(space: Space) -> str:
     """The README below its front matter, as HTML with nothing that can run."""
     try:
@@ -79,12 +73,12 @@ def page_context(request, space: Space, tab: str) -> dict:
     return {"space": space, "tab": tab, "liked": liked, "can_write": space.can_write(user)}
 
 
-def space_page(request, owner: str, name: str):
-    space = get_space(request, owner, name)
+@space_reader
+def space_page(request, space: Space):
     space.record_visit()
     context = page_context(request, space, "app")
     context.update(
-        app_url=app_url(space, request.user),
+        app_url=space_embed_url(space, request.user),
         allow=ALLOW,
         readme=readme_html(space),
         # Sleeping and stopped spaces are served too: the runner's wake page starts them.
@@ -94,8 +88,8 @@ def space_page(request, owner: str, name: str):
     return render(request, "spaces/space.html", context)
 
 
-def space_files(request, owner: str, name: str, path: str = ""):
-    space = get_space(request, owner, name)
+@space_reader
+def space_files(request, space: Space, path: str = ""):
     path = path.strip("/")
     context = page_context(request, space, "files")
     context.update(path=path, crumbs=_crumbs(path))
@@ -124,8 +118,8 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
     return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
 
 
-def space_logs(request, owner: str, name: str):
-    space = get_space(request, owner, name)
+@space_reader
+def space_logs(request, space: Space):
     context = page_context(request, space, "logs")
     builds = list(space.builds.all()[:20])
     selected = next(
@@ -135,13 +129,13 @@ def space_logs(request, owner: str, name: str):
     return render(request, "spaces/logs.html", context)
 
 
-def space_api(request, owner: str, name: str):
-    space = get_space(request, owner, name)
+@space_reader
+def space_api(request, space: Space):
     return render(request, "spaces/api.html", page_context(request, space, "api"))
 
 
-def space_embed_code(request, owner: str, name: str):
-    space = get_space(request, owner, name)
+@space_reader
+def space_embed_code(request, space: Space):
     context = page_context(request, space, "embed")
     context["snippets"] = embed_snippets(space)
     context["deployed"] = space.deployed_build
@@ -153,14 +147,15 @@ def space_embed_code(request, owner: str, name: str):
 
 
 @require_POST
-def pin(request, owner: str, name: str):
-    space = get_space(request, owner, name)
-    if not space.can_write(request.user):
+@space_owner
+def pin(request, space: Space):
+    build_id = request.POST.get("build", "")
+    if not (build_id.isascii() and build_id.isdigit()):
         raise Http404
-    build = get_object_or_404(space.builds, pk=request.POST.get("build"), state="succeeded")
+    build = get_object_or_404(space.builds, pk=build_id, state="succeeded")
     build.pin()
     messages.success(request, f"Build {build.commit_sha[:7]} is pinned: its embed keeps showing it.")
-    return redirect("space_embed", owner=owner, name=name)
+    return redirect("space_embed", owner=space.owner.username, name=space.name)
 
 
 @login_required
@@ -187,19 +182,19 @@ def new_space(request):
 def like(request, owner: str, name: str):
     if not request.user.is_authenticated:
         return redirect(f"/login?next=/{owner}/{name}")
-    space = get_space(request, owner, name)
+    space = readable_space(request, owner, name)
     if not space.like(request.user):
         space.unlike(request.user)
     return redirect("space", owner=owner, name=name)
 
 
 @xframe_options_exempt
-def embed(request, owner: str, name: str, sha: str = ""):
+@space_reader
+def embed(request, space: Space, sha: str = ""):
     """The page a paper's iframe loads: the app alone, unless the author disabled embedding."""
-    space = get_space(request, owner, name)
     if space.disable_embedding:
         return render(request, "spaces/embed.html", {"space": space, "disabled": True}, status=403)
-    build, url = None, app_url(space, request.user)
+    build, url = None, space_embed_url(space, request.user)
     if sha:
         build = space.builds.filter(commit_sha__startswith=sha, state="succeeded").first()
         if build is None or len(sha) < 7:

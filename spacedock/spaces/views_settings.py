@@ -6,7 +6,9 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from spacedock.spaces.views import get_space, page_context
+from spacedock.spaces.access import space_owner
+from spacedock.spaces.models import Space
+from spacedock.spaces.views import page_context
 
 SLEEP_CHOICES = [
     (300, "5 minutes"),
@@ -18,20 +20,13 @@ SLEEP_CHOICES = [
 ]
 
 
-def owned(request, owner: str, name: str):
-    space = get_space(request, owner, name)
-    if not space.can_write(request.user):
-        raise Http404  # a visitor does not learn that the settings exist
-    return space
-
-
 def back(space):
     return redirect("space_settings", owner=space.owner.username, name=space.name)
 
 
 @login_required
-def settings_page(request, owner: str, name: str):
-    space = owned(request, owner, name)
+@space_owner
+def settings_page(request, space: Space):
     context = page_context(request, space, "settings")
     variables = list(space.variables.order_by("key"))
     context.update(
@@ -44,8 +39,8 @@ def settings_page(request, owner: str, name: str):
 
 @login_required
 @require_POST
-def set_variable(request, owner: str, name: str):
-    space = owned(request, owner, name)
+@space_owner
+def set_variable(request, space: Space):
     secret = request.POST.get("secret") == "1"
     key = request.POST.get("key", "")
     try:
@@ -62,8 +57,8 @@ def set_variable(request, owner: str, name: str):
 
 @login_required
 @require_POST
-def delete_variable(request, owner: str, name: str):
-    space = owned(request, owner, name)
+@space_owner
+def delete_variable(request, space: Space):
     key = request.POST.get("key", "")
     if space.delete_variable(key, secret=request.POST.get("secret") == "1"):
         messages.success(request, f"{key} deleted. The space restarts without it.")
@@ -72,8 +67,8 @@ def delete_variable(request, owner: str, name: str):
 
 @login_required
 @require_POST
-def set_sleep_time(request, owner: str, name: str):
-    space = owned(request, owner, name)
+@space_owner
+def set_sleep_time(request, space: Space):
     try:
         seconds = int(request.POST.get("sleep_time", ""))
     except ValueError:
@@ -81,30 +76,29 @@ def set_sleep_time(request, owner: str, name: str):
     if seconds not in dict(SLEEP_CHOICES):
         messages.error(request, "Pick one of the offered sleep times.")
         return back(space)
-    space.sleep_time = seconds
-    space.save(update_fields=["sleep_time"])
+    space.set_sleep_time(seconds)
     messages.success(request, f"Sleep time set to {dict(SLEEP_CHOICES)[seconds]}.")
     return back(space)
 
 
 @login_required
 @require_POST
-def set_visibility(request, owner: str, name: str):
-    space = owned(request, owner, name)
-    visibility = request.POST.get("visibility")
-    if visibility not in ("public", "private"):
-        messages.error(request, "Visibility is public or private.")
+@space_owner
+def set_visibility(request, space: Space):
+    visibility = request.POST.get("visibility", "")
+    try:
+        space.set_visibility(visibility)
+    except ValueError as exc:
+        messages.error(request, str(exc))
         return back(space)
-    space.visibility = visibility
-    space.save(update_fields=["visibility"])
     messages.success(request, f"The space is now {visibility}.")
     return back(space)
 
 
 @login_required
 @require_POST
-def lifecycle(request, owner: str, name: str, action: str):
-    space = owned(request, owner, name)
+@space_owner
+def lifecycle(request, space: Space, action: str):
     if action == "restart":
         space.request_restart()
         messages.success(request, "Restarting: a fresh container replaces the running one.")
@@ -123,11 +117,11 @@ def lifecycle(request, owner: str, name: str, action: str):
 
 @login_required
 @require_POST
-def delete_space(request, owner: str, name: str):
-    space = owned(request, owner, name)
+@space_owner
+def delete_space(request, space: Space):
     if request.POST.get("confirm", "").strip() != space.full_name:
         messages.error(request, f"To delete, type {space.full_name} exactly.")
         return back(space)
     space.delete()
-    messages.success(request, f"{owner}/{name} is deleted, with its repository and logs.")
+    messages.success(request, f"{space.full_name} is deleted, with its repository and logs.")
     return redirect("profile", username=request.user.username)

@@ -71,6 +71,7 @@ def test_duplicate_with_a_good_secret_key_still_works(hello, token_for):
     assert copy.variables.get(key="API_KEY").is_secret
 
 
+@pytest.mark.fast
 @pytest.mark.django_db
 @pytest.mark.parametrize("key", ATTACK_KEYS)
 def test_the_database_refuses_such_a_key_from_any_code_path(key, django_user_model):

@@ -8,10 +8,11 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from runner import caddy, docker_runtime, notify
+from runner import caddy, docker_runtime
 from runner.docker_runtime import RuntimeBackendError
 from runner.reconcile import Runner
 from spacedock.health.checks import runner_heartbeat_path
+from spacedock.spaces import notify
 
 log = logging.getLogger("runner")
 

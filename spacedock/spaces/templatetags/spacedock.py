@@ -4,7 +4,15 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from spacedock.gitserver.repo import DEFAULT_BRANCH
+
 register = template.Library()
+
+
+@register.simple_tag
+def default_branch() -> str:
+    """The branch that builds, for the push instructions on the pages."""
+    return DEFAULT_BRANCH
 
 
 @register.filter

@@ -1,9 +1,9 @@
-"""Who may see a private space at its own subdomain.
+"""Who may see a private space at its own host.
 
 The platform's session cookie never goes to the spaces domain, so the space page hands its iframe
-a short-lived signed token in the URL (`space_embed_url`). The first request with it gets a cookie
-for that subdomain alone; scripts send an access token as `Authorization: Bearer` (or gradio_client's
-`X-HF-Authorization`) instead; Caddy strips both before the request reaches the space.
+a short-lived signed link (spacedock.spaces.embed.space_embed_url). The first request with it gets
+a cookie for that host alone; scripts send an access token as `Authorization: Bearer` (or
+gradio_client's `X-HF-Authorization`) instead; Caddy strips both before the request reaches the space.
 """
 
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -14,24 +14,12 @@ from django.core import signing
 
 from spacedock.accounts.auth import BadCredentials, token_from_request
 from spacedock.accounts.models import AccessToken
+from spacedock.spaces.embed import QUERY_KEY, SALT_URL, signed_token
 from spacedock.spaces.models import Space
 
-QUERY_KEY = "__sign"
 COOKIE = "spacedock-space"
 COOKIE_MAX_AGE = 12 * 3600
-SALT_URL = "spacedock.runner.embed"
-SALT_COOKIE = "spacedock.runner.cookie"
-
-
-def _token(space: Space, user, salt: str) -> str:
-    return signing.dumps({"s": space.pk, "u": user.pk}, salt=salt, compress=True)
-
-
-def space_embed_url(space: Space, user) -> str:
-    """The URL an iframe of this space uses for this viewer: signed when the space is private."""
-    if not space.is_private or not space.can_read(user):
-        return space.url
-    return f"{space.url}?{urlencode({QUERY_KEY: _token(space, user, SALT_URL)})}"
+SALT_COOKIE = "spacedock.runner.cookie"  # the name it was first issued under: cookies out there stay valid
 
 
 def _reader(space: Space, token: str, salt: str, max_age: int) -> User | None:
@@ -80,7 +68,7 @@ def set_cookie(response, request, space: Space) -> None:
     secure = settings.SCHEME == "https"
     response.set_cookie(
         COOKIE,
-        _token(space, user, SALT_COOKIE),
+        signed_token(space, user, SALT_COOKIE),
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         secure=secure,

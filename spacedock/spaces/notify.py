@@ -1,4 +1,5 @@
-"""A nudge from the web (a visitor woke a space, the owner paused it) so the runner acts at once.
+"""A nudge to the runner when desired state changes (a visitor woke a space, the owner paused it),
+so it acts at once. The Space methods that change what should run call poke_on_commit.
 
 With Redis it is a pub/sub message; without, the runner's short timer picks the change up.
 """
@@ -7,6 +8,7 @@ import logging
 import threading
 
 from django.conf import settings
+from django.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,11 @@ def poke() -> None:
         redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).publish(channel(), "poke")
     except redis.RedisError as exc:
         log.warning("could not nudge the runner: %s", exc)
+
+
+def poke_on_commit() -> None:
+    """Pokes once the change is committed: a runner woken sooner would read the old state."""
+    transaction.on_commit(poke)
 
 
 def listen(wake: threading.Event, stopping: threading.Event) -> None:

@@ -1,0 +1,65 @@
+"""Build and run logs as the Hub streams them: server-sent events, live while there is more to come."""
+
+import json
+import time
+
+from django.http import StreamingHttpResponse
+
+from spacedock.api.protocol import with_api_errors
+from spacedock.api.serializers import hub_time
+from spacedock.spaces.access import space_reader
+from spacedock.spaces.models import Build, Space
+
+LOG_POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 15
+
+
+def _sse(lines, follow) -> StreamingHttpResponse:
+    """Log lines as the Hub sends them: `data: {"data": ..., "timestamp": ...}` events."""
+
+    def events():
+        offset, quiet = 0, 0.0
+        while True:
+            batch = list(lines(offset))
+            for line in batch:
+                payload = {"data": line.text + "\n", "timestamp": hub_time(line.time)}
+                yield f"data: {json.dumps(payload)}\n\n"
+                offset = line.number + 1
+            if batch:
+                quiet = 0.0
+                continue
+            if not follow():
+                return
+            time.sleep(LOG_POLL_SECONDS)
+            quiet += LOG_POLL_SECONDS
+            if quiet >= HEARTBEAT_SECONDS:
+                quiet = 0.0
+                yield ": heartbeat\n\n"
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@with_api_errors
+@space_reader
+def space_logs(request, space: Space, kind: str):
+    if kind == "build":
+        build_id = request.GET.get("build")
+        builds = space.builds.all()
+        build = builds.filter(pk=build_id).first() if build_id else builds.first()
+        if build is None:
+            return _sse(lambda offset: [], lambda: False)
+
+        def still_building() -> bool:
+            build.refresh_from_db(fields=["state"])
+            return build.state in Build.ACTIVE
+
+        return _sse(lambda offset: build.log_lines(offset)[:500], still_building)
+    space_id = space.pk
+
+    def running() -> bool:
+        return Space.objects.filter(pk=space_id, container_id__gt="").exists()
+
+    return _sse(lambda offset: space.run_lines.filter(number__gte=offset).order_by("number")[:500], running)

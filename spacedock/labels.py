@@ -1,0 +1,16 @@
+"""The Docker labels Spacedock puts on what it makes, read back to find its own.
+
+The builder labels images; the runner labels containers (which also inherit the image's).
+Everything of one install carries LABEL_INSTANCE=settings.INSTANCE, so two installs share
+an engine without touching each other's images and containers.
+"""
+
+LABEL_INSTANCE = "spacedock.instance"
+LABEL_SPACE = "spacedock.space"  # Space.pk
+# Images
+LABEL_BUILD = "spacedock.build"  # Build.pk
+LABEL_COMMIT = "spacedock.commit"  # the commit built
+LABEL_SDK = "spacedock.sdk"  # a shared SDK image: "gradio-<version>"
+# Containers
+LABEL_TARGET = "spacedock.target"  # "<image>@<generation>": what the container was started to run
+LABEL_GENERATION = "spacedock.generation"  # Space.generation when it started
