@@ -252,6 +252,8 @@ RUN_MEMORY_MB = envint("SPACEDOCK_RUN_MEMORY_MB", "4096")
 RUN_CPUS = float(envstr("SPACEDOCK_RUN_CPUS", "2"))
 RUN_PIDS = envint("SPACEDOCK_RUN_PIDS", "1024")
 RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
+# The engine's OCI runtime for spaces: empty for its default (runc), "runsc" for gVisor where registered.
+CONTAINER_RUNTIME = envstr("SPACEDOCK_RUNTIME", "")
 STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
 RUNNER_INTERVAL = float(envstr("SPACEDOCK_RUNNER_INTERVAL", "2"))
 DRAIN_TIMEOUT = envint("SPACEDOCK_DRAIN_TIMEOUT", "30")
