@@ -334,7 +334,14 @@ def failure_summary(tail: list[str]) -> str:
             break
     body = [line for line in tail if not line.startswith("ERROR:")][-15:]
     parts = []
-    if image := _unavailable_image(tail):
+    if url := _unfetched_url(tail):
+        step = ""  # BuildKit names the last step it started, which is not the one that failed
+        parts.append(f"`ADD {url}` could not be fetched.")
+        if any(word in line for line in tail[-5:] for word in ("connect:", "i/o timeout", "no route")):
+            parts.append(
+                "Builds reach the public internet only: not this server, nor private or link-local addresses."
+            )
+    elif image := _unavailable_image(tail):
         parts.append(
             f"The image {image} could not be pulled. Builds start from public images or this server's "
             f"base image ({settings.BASE_IMAGE}); the platform's own images and other spaces' images "
@@ -351,6 +358,14 @@ def failure_summary(tail: list[str]) -> str:
         parts.append(error)
     parts.append("Last lines of the build log:\n" + "\n".join(body))
     return "\n".join(parts)
+
+
+def _unfetched_url(tail: list[str]) -> str:
+    # BuildKit: " > http://host/path:" just before the error of an ADD from a URL.
+    for line in reversed(tail):
+        if line.startswith((" > http://", " > https://")) and line.endswith(":"):
+            return line[3:-1]
+    return ""
 
 
 def _unavailable_image(tail: list[str]) -> str:

@@ -8,6 +8,7 @@ shown by every Gradio build that installs requirements (tests/test_builder.py)."
 import uuid
 
 import pytest
+import requests
 from django.conf import settings
 
 from runner import docker_runtime, firewall
@@ -36,20 +37,30 @@ def test_a_build_step_reaches_neither_metadata_nor_private_hosts_nor_the_host(
     assert_all_blocked(log_text(build), fake_hosts)
 
 
-@pytest.mark.parametrize("where", ["loopback", "caddy-admin", "host-address"])
+@pytest.mark.parametrize("where", ["loopback", "host-address"])
 def test_add_from_the_hosts_own_services_fails(live, token_for, make_repo, fake_hosts, where):
     url = {
         "loopback": f"http://127.0.0.1:{fake_hosts.host_port}/",
-        "caddy-admin": f"http://{settings.CADDY_ADMIN}/config/",
         "host-address": f"http://{fake_hosts.host_addresses[0]}:{fake_hosts.host_port}/",
     }[where]
     dockerfile = f'FROM BASE\nADD {url} /stolen\nRUN cat /stolen\nCMD ["sleep", "1"]\n'
-    build = build_now(
-        live, token_for("mallory"), make_repo(docker_repo(dockerfile)), "mallory", f"add-{where}"
-    )
+    repo = make_repo(docker_repo(dockerfile))
+    build = build_now(live, token_for("mallory"), repo, "mallory", f"add-{where}")
     assert build.state == "failed"
-    assert url.rstrip("/") in build.error or "ADD" in build.error, build.error
+    assert f"`ADD {url}` could not be fetched" in build.error, build.error
+    assert "Builds reach the public internet only" in build.error
     assert fake_hosts.canaries["host"] not in log_text(build)
+
+
+def test_add_of_caddys_admin_api_fails(live, token_for, make_repo, proxy):
+    # The real Caddy's admin API answers on the host's loopback: the attack would get its config.
+    url = f"http://{proxy.admin}/config/"
+    assert requests.get(url, timeout=5).status_code == 200
+    dockerfile = f'FROM BASE\nADD {url} /caddy.json\nRUN cat /caddy.json\nCMD ["sleep", "1"]\n'
+    build = build_now(live, token_for("mallory"), make_repo(docker_repo(dockerfile)), "mallory", "caddy")
+    assert build.state == "failed"
+    assert f"`ADD {url}` could not be fetched" in build.error, build.error
+    assert '"apps"' not in log_text(build)
 
 
 def test_a_running_space_reaches_neither_metadata_nor_private_hosts_nor_the_host(docker_client, fake_hosts):
