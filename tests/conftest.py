@@ -71,8 +71,8 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Server:
-    """gunicorn serving the test database, as `make up` runs it."""
+def server(django_db_setup, django_db_blocker, tmp_path_factory, registry) -> Server:
+    """gunicorn serving the test database, as `make up` runs it (with the registry builds publish to)."""
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     with open(log, "wb") as out:
@@ -257,7 +257,7 @@ def wait_until(check, seconds: float, what, every: float = 0.25):
     raise AssertionError(f"timed out after {seconds} s waiting for {what() if callable(what) else what}")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     """The registry between the build engine and the runtime engine, as make up runs it."""
     log = tmp_path_factory.mktemp("registry") / "registry.log"
