@@ -4,14 +4,12 @@ Builds run on the build engine (SPACEDOCK_BUILD_DOCKER_HOST, deploy/build-engine
 image store, network namespace and limits, never the engine that runs the platform and the
 spaces. They go through BuildKit on the engine's CLI (`DOCKER_BUILDKIT=1 docker build`): Hub
 `sdk: docker` repos use `RUN --mount=type=secret`, which the SDK's legacy build API rejects.
-A built image goes to the registry (skopeo, from the host side: the build engine holds no
-registry credential) and the runtime engine pulls it by digest. Whatever happens, a build leaves
+A built image goes to the registry (the build engine pushes it, with the password given for that
+call alone) and the runtime engine pulls it by digest. Whatever happens, a build leaves
 no process, container or temporary file behind, and every engine error comes out as one BuildError.
 """
 
-import base64
 import ctypes
-import json
 import logging
 import os
 import queue
@@ -20,7 +18,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -233,55 +230,48 @@ def registry_auth() -> dict[str, str]:
     return {"username": settings.REGISTRY_USER, "password": settings.REGISTRY_PASSWORD}
 
 
-def publish(tag: str) -> str:
-    """Copies a built image from the build engine to the registry, pulls it into the runtime
-    engine by digest, and drops it from the build engine (its layers stay in the build cache).
+def publish(built: str, tag: str) -> str:
+    """Pushes a built image from the build engine to the registry as `tag`, pulls it into the
+    runtime engine by digest, and drops it from the build engine (its layers stay in the cache).
 
-    `tag` is `<registry>/<repository>:<tag>`; the answer is `<registry>/<repository>@sha256:...`.
+    The push sends only the layers the registry lacks (a code-only change: one small layer), and
+    the password goes with that one call: the build engine keeps no credential a build could use.
+    `built` is the build's own name on the build engine (unguessable, so that no other build can
+    start FROM it meanwhile); `tag` is `<registry>/<repository>:<tag>`; the answer is
+    `<registry>/<repository>@sha256:...`.
     """
-    repository = tag.rsplit(":", 1)[0]
-    digest_file = settings.BUILD_TMP_DIR / f"digest-{uuid.uuid4().hex}"
-    credentials = settings.BUILD_TMP_DIR / f"auth-{uuid.uuid4().hex}.json"
-    auth = f"{settings.REGISTRY_USER}:{settings.REGISTRY_PASSWORD}".encode()
+    repository, _, version = tag.rpartition(":")
+    pushed = f"{settings.BUILD_REGISTRY}/{repository.split('/', 1)[1]}"
+    auth = {**registry_auth(), "serveraddress": settings.BUILD_REGISTRY}
+    digest = ""
     try:
-        # The password goes in a file of our own, never on a command line others can read.
-        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"auths": {settings.REGISTRY: {"auth": base64.b64encode(auth).decode()}}}, out)
-        command = [
-            "skopeo", "copy", "--quiet", "--src-daemon-host", settings.BUILD_DOCKER_HOST,
-            "--dest-authfile", str(credentials), "--digestfile", str(digest_file),
-            f"--dest-tls-verify={'true' if settings.REGISTRY_TLS else 'false'}",
-            f"docker-daemon:{tag}", f"docker://{tag}",
-        ]  # fmt: skip
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except FileNotFoundError:
-            raise BuildError("skopeo is missing: install Debian's skopeo (make up does)") from None
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"Copying {tag} to the registry took over 10 minutes") from None
-        if result.returncode != 0:
-            raise BuildError(
-                f"The image could not be copied to the registry {settings.REGISTRY}: "
-                f"{result.stderr.strip()[-800:]} (is deploy/registry.sh running?)"
-            )
-        digest = digest_file.read_text().strip()
+        image = client().images.get(built)
+        image.tag(pushed, version)
+        for line in client().api.push(pushed, version, auth_config=auth, stream=True, decode=True):
+            if line.get("error"):
+                raise BuildError(
+                    f"The build engine could not push to the registry at {settings.BUILD_REGISTRY}: "
+                    f"{line['error']} (is deploy/registry.sh running, and linked to the build engine?)"
+                )
+            digest = (line.get("aux") or {}).get("Digest", digest)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"The build engine could not push {tag}: {exc.explanation}") from None
     finally:
-        digest_file.unlink(missing_ok=True)
-        credentials.unlink(missing_ok=True)
-    engine = runtime_client()
+        for name in (f"{pushed}:{version}", built):
+            try:
+                client().images.remove(name, noprune=False)
+            except docker.errors.APIError as exc:
+                log.warning("could not remove %s from the build engine: %s", name, exc)
+    if not digest:
+        raise BuildError(f"The registry at {settings.BUILD_REGISTRY} gave no digest for {tag}")
     try:
-        image = engine.images.pull(repository, tag=digest, auth_config=registry_auth())
+        image = runtime_client().images.pull(repository, tag=digest, auth_config=registry_auth())
         # Tagged too: an image with a digest and no tag counts as dangling, and a prune would take it.
-        image.tag(repository, tag.rsplit(":", 1)[1])
+        image.tag(repository, version)
     except docker.errors.APIError as exc:
         raise BuildError(
             f"The runtime engine could not pull {repository}@{digest}: {exc.explanation}"
         ) from None
-    try:
-        client().images.remove(tag, noprune=False)
-    except docker.errors.APIError as exc:
-        log.warning("could not remove %s from the build engine: %s", tag, exc)
     return f"{repository}@{digest}"
 
 

@@ -4,6 +4,7 @@ import fcntl
 import hashlib
 import hmac
 import platform
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -174,10 +175,11 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
 
     buildlog.write(f"==> docker build ({config.sdk} sdk, on {platform.machine()})")
     tag = image_tag(space, sha)
+    built = f"{tag}-{uuid.uuid4().hex[:16]}"
     docker_build.build(
         context,
         dockerfile,
-        tag,
+        built,
         labels=labels,
         secrets=secrets,
         build_args=build_args,
@@ -187,7 +189,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         should_stop=should_stop,
     )
     buildlog.write(f"==> Publishing to the registry {settings.REGISTRY}")
-    return docker_build.publish(tag)
+    return docker_build.publish(built, tag)
 
 
 def prune_images(space: Space) -> list[str]:

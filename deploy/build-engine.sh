@@ -11,7 +11,8 @@
 # - its own network namespace: `ADD http://127.0.0.1:...` is fetched on that namespace's own
 #   loopback; its traffic leaves through a veth pair to the host, where iptables drops the
 #   link-local, private and shared ranges and every address of the host (Caddy's admin API,
-#   gunicorn, Postgres, Redis, the registry), and NATs the rest to the internet;
+#   gunicorn, Postgres, Redis), and NATs the rest to the internet; the engine itself (not a build
+#   step) reaches the registry's port on the host's end of the link, to push built images;
 # - a cgroup parent with memory, CPU and process limits over every build step;
 # - its data root on a file system of a fixed size (a loop-mounted ext4 image).
 # Each run re-applies the limits and the firewall, so a changed setting takes effect at once.
@@ -137,6 +138,16 @@ nsenter --net="/run/netns/$NS" sh -ec "
     ip route replace default via $HOST_ADDR
 "
 sysctl -qw net.ipv4.ip_forward=1
+# The one way from the namespace to the host: deploy/registry.sh forwards its port on the host's
+# end of the link to its 127.0.0.1 listener (DNAT to loopback needs route_localnet on this link;
+# INPUT drops everything else from it). Build steps' own traffic to the host's end is dropped
+# inside the namespace (raw PREROUTING: it comes in from the engine's bridge); the engine's own
+# (a push, or an ADD, which gets the registry's 401) leaves through OUTPUT.
+sysctl -qw "net.ipv4.conf.$HOST_IF.route_localnet=1"
+nsenter --net="/run/netns/$NS" sh -ec "
+    iptables -w -t raw -C PREROUTING -d $HOST_ADDR -j DROP 2>/dev/null \
+        || iptables -w -t raw -A PREROUTING -d $HOST_ADDR -j DROP
+"
 
 MTU=${SPACEDOCK_DOCKER_MTU:-}
 uplink=$(awk '$2 == "00000000" {print $1; exit}' /proc/net/route)
@@ -221,7 +232,7 @@ if ! engine_answers; then
             --host "$HOST" --data-root "$DATA_ROOT" --exec-root "$RUNDIR/exec" \
             --pidfile "$RUNDIR/docker.pid" --config-file "$RUNDIR/daemon.json" \
             --bip "$BIP" --default-address-pool "$POOL" ${MTU:+--mtu "$MTU"} \
-            --cgroup-parent "/$CGROUP" --userland-proxy=false \
+            --cgroup-parent "/$CGROUP" --userland-proxy=false --insecure-registry "$HOST_ADDR/32" \
             >>"$LOGFILE" 2>&1 </dev/null 9>&- &
         disown || true
     fi

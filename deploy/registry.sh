@@ -2,10 +2,11 @@
 # The image registry between the build engine and the runtime engine, in the foreground.
 #
 #   deploy/registry.sh                  # serve (make up's Procfile runs this)
+#   deploy/registry.sh link | unlink    # open (close) its port to the build engine; root
 #   deploy/registry.sh garbage-collect  # reclaim the blobs of deleted images (stop serving first)
 #
-# Builds are copied here from the build engine and pulled by digest into the engine that runs the
-# spaces; builders on other hosts push here too. It always asks for a password (htpasswd), so that
+# The build engine pushes built images here and the engine that runs the spaces pulls them by
+# digest; builders on other hosts push here too. It always asks for a password (htpasswd), so that
 # nothing reaches the images without one; the builder passes it per call and never to a build.
 #
 # Environment (defaults in brackets):
@@ -81,11 +82,49 @@ auth:
 EOF
 chmod 0600 "$DIR/config.yml"
 
+# The build engine pushes here through its link to the host (deploy/build-engine.sh): the host's
+# end of the link forwards this registry's port, and only it, to this listener. Needs root; the
+# systemd unit runs `link` and `unlink` with it, make up and the suite run this script as root.
+NS=${SPACEDOCK_BUILD_NETNS:-spacedock-build}
+HOST_IF="sdb-${NS:0:8}-h"
+LINK=${SPACEDOCK_BUILD_LINK:-198.18.250.0/30}
+prefix=${LINK%/*}; last=${prefix##*.}; prefix=${prefix%.*}
+LINK_ADDR="$prefix.$((last + 1))"
+PORT_ONLY=${ADDR##*:}
+DNAT=(PREROUTING -i "$HOST_IF" -d "$LINK_ADDR" -p tcp --dport "$PORT_ONLY" -j DNAT --to-destination "$ADDR")
+ACCEPT=(INPUT -i "$HOST_IF" -d "${ADDR%:*}" -p tcp --dport "$PORT_ONLY" -j ACCEPT)
+link() {
+    if [[ $(id -u) -ne 0 ]]; then
+        log "not root: the build engine cannot push here until 'deploy/registry.sh link' runs as root"
+        return 0
+    fi
+    if ! ip link show "$HOST_IF" >/dev/null 2>&1; then
+        log "no build engine link ($HOST_IF): start deploy/build-engine.sh, then run 'deploy/registry.sh link'"
+        return 0
+    fi
+    iptables -w -t nat -C "${DNAT[@]}" 2>/dev/null || iptables -w -t nat -A "${DNAT[@]}"
+    iptables -w -C "${ACCEPT[@]}" 2>/dev/null || iptables -w -I INPUT 1 "${ACCEPT[@]:1}"
+    log "the build engine pushes to $LINK_ADDR:$PORT_ONLY"
+}
+unlink() {
+    [[ $(id -u) -eq 0 ]] || return 0
+    while iptables -w -t nat -D "${DNAT[@]}" 2>/dev/null; do :; done
+    while iptables -w -D "${ACCEPT[@]}" 2>/dev/null; do :; done
+}
+
 case "${1:-serve}" in
     serve)
+        link
         log "serving on $ADDR (storage $DIR/storage)"
-        exec docker-registry serve "$DIR/config.yml" ;;
+        docker-registry serve "$DIR/config.yml" &
+        child=$!
+        trap 'kill -TERM "$child" 2>/dev/null; wait "$child" || true; unlink; exit 0' TERM INT
+        wait "$child" || status=$?
+        unlink
+        exit "${status:-0}" ;;
+    link) link ;;
+    unlink) unlink ;;
     garbage-collect)
         exec docker-registry garbage-collect --delete-untagged "$DIR/config.yml" ;;
-    *) die "unknown command: $1 (serve or garbage-collect)" ;;
+    *) die "unknown command: $1 (serve, link, unlink or garbage-collect)" ;;
 esac

@@ -209,6 +209,8 @@ PIP_EXTRA_INDEX_URL = envstr("SPACEDOCK_PIP_EXTRA_INDEX_URL", "")
 BUILD_DOCKER_HOST = envstr("SPACEDOCK_BUILD_DOCKER_HOST", "unix:///run/spacedock-build/docker.sock")
 REGISTRY = envstr("SPACEDOCK_REGISTRY", f"127.0.0.1:{PORT + 2}")
 REGISTRY_TLS = envbool("SPACEDOCK_REGISTRY_TLS", "false")
+# The same registry as the build engine reaches it: the host's end of its link (deploy/registry.sh).
+BUILD_REGISTRY = envstr("SPACEDOCK_BUILD_REGISTRY", f"198.18.250.1:{REGISTRY.rsplit(':', 1)[-1]}")
 REGISTRY_USER = envstr("SPACEDOCK_REGISTRY_USER", "spacedock")
 
 
