@@ -28,12 +28,12 @@ base-image: docker
 	bash deploy/base-image.sh
 
 # The engine tenants' builds run on (own image store, network namespace, limits; needs root), and
-# the registry's tools: the registry itself, skopeo (build engine -> registry) and htpasswd.
+# the registry's tools: the registry itself and htpasswd.
 build-engine: base-image registry-tools
 	bash deploy/build-engine.sh
 registry-tools:
-	command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v htpasswd >/dev/null \
-		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry skopeo apache2-utils)
+	command -v docker-registry >/dev/null && command -v htpasswd >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry apache2-utils)
 
 migrate: install
 	$(PY) manage.py migrate --no-input

@@ -227,7 +227,17 @@ def _empty_docker_config() -> Path:
 
 
 def registry_auth() -> dict[str, str]:
-    return {"username": settings.REGISTRY_USER, "password": settings.REGISTRY_PASSWORD}
+    password = settings.REGISTRY_PASSWORD
+    if not password:
+        path = settings.DATA_DIR / "registry" / "password"
+        try:
+            password = path.read_text().strip()
+        except OSError as exc:
+            raise BuildError(
+                f"The registry's password cannot be read ({exc}): deploy/registry.sh makes it on its "
+                "first start, or set SPACEDOCK_REGISTRY_PASSWORD for the worker and the registry."
+            ) from None
+    return {"username": settings.REGISTRY_USER, "password": password}
 
 
 def publish(built: str, tag: str) -> str:
@@ -286,7 +296,7 @@ def unpublish(ref: str) -> None:
     try:
         answer = requests.delete(
             f"{scheme}://{registry}/v2/{name}/manifests/{digest}",
-            auth=(settings.REGISTRY_USER, settings.REGISTRY_PASSWORD),
+            auth=tuple(registry_auth().values()),
             timeout=30,
         )
     except requests.RequestException as exc:

@@ -95,7 +95,7 @@ DNAT=(PREROUTING -i "$HOST_IF" -d "$LINK_ADDR" -p tcp --dport "$PORT_ONLY" -j DN
 ACCEPT=(INPUT -i "$HOST_IF" -d "${ADDR%:*}" -p tcp --dport "$PORT_ONLY" -j ACCEPT)
 link() {
     if [[ $(id -u) -ne 0 ]]; then
-        log "not root: the build engine cannot push here until 'deploy/registry.sh link' runs as root"
+        log "not root: the build engine reaches this registry once 'deploy/registry.sh link' ran as root (the systemd unit does)"
         return 0
     fi
     if ! ip link show "$HOST_IF" >/dev/null 2>&1; then

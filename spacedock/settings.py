@@ -213,22 +213,8 @@ REGISTRY_TLS = envbool("SPACEDOCK_REGISTRY_TLS", "false")
 BUILD_REGISTRY = envstr("SPACEDOCK_BUILD_REGISTRY", f"198.18.250.1:{REGISTRY.rsplit(':', 1)[-1]}")
 REGISTRY_USER = envstr("SPACEDOCK_REGISTRY_USER", "spacedock")
 
-
-def _registry_password() -> str:
-    # Made once and kept beside the registry's storage, where deploy/registry.sh reads it too.
-    if password := os.getenv("SPACEDOCK_REGISTRY_PASSWORD"):
-        return password
-    path = DATA_DIR / "registry" / "password"
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        fresh = path.with_name(f"password.{os.getpid()}")
-        fresh.write_text(secrets.token_urlsafe(32))
-        fresh.chmod(0o600)
-        fresh.replace(path)
-    return path.read_text().strip()
-
-
-REGISTRY_PASSWORD = _registry_password()
+# Unset: the one deploy/registry.sh made, read from <data>/registry/password when the worker needs it.
+REGISTRY_PASSWORD = envstr("SPACEDOCK_REGISTRY_PASSWORD", "")
 
 LOGGING = {
     "version": 1,
