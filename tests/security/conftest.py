@@ -120,13 +120,15 @@ def fake_hosts(tmp_path):
 
 
 PROBE = """
-import sys, urllib.request
+import sys, urllib.error, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 def probe(url):
     try:
         body = urllib.request.urlopen(url, timeout=3).read().decode(errors="replace")
         return f"REACHED {url} {body[:80]}"
+    except urllib.error.HTTPError as exc:  # an answer all the same
+        return f"REACHED {url} HTTP {exc.code}"
     except Exception as exc:
         return f"BLOCKED {url} {type(exc).__name__}"
 

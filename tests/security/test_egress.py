@@ -25,7 +25,9 @@ def assert_all_blocked(output: str, hosts) -> None:
 def test_a_build_step_reaches_neither_metadata_nor_private_hosts_nor_the_host(
     live, token_for, make_repo, fake_hosts
 ):
-    urls = " ".join(fake_hosts.urls())
+    # The registry's port on the host's end of the build engine's link is the engine's, not a step's.
+    registry = f"http://{settings.BUILD_REGISTRY}/v2/"
+    urls = " ".join([*fake_hosts.urls(), registry])
     files = docker_repo(
         f"FROM BASE\nRUN echo {uuid.uuid4().hex}\nCOPY attack.py /attack.py\n"
         f'RUN python3 /attack.py {urls}\nCMD ["sleep", "1"]\n'
@@ -35,6 +37,7 @@ def test_a_build_step_reaches_neither_metadata_nor_private_hosts_nor_the_host(
     )
     assert build.state == "succeeded", build.error
     assert_all_blocked(log_text(build), fake_hosts)
+    assert f"BLOCKED {registry}" in log_text(build)
 
 
 @pytest.mark.parametrize("where", ["loopback", "host-address"])
