@@ -293,10 +293,11 @@ def unpublish(ref: str) -> None:
     if not digest or registry != settings.REGISTRY:
         return
     scheme = "https" if settings.REGISTRY_TLS else "http"
+    auth = registry_auth()
     try:
         answer = requests.delete(
             f"{scheme}://{registry}/v2/{name}/manifests/{digest}",
-            auth=tuple(registry_auth().values()),
+            auth=(auth["username"], auth["password"]),
             timeout=30,
         )
     except requests.RequestException as exc:
