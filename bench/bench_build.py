@@ -54,10 +54,10 @@ PUBLISH_TIMES: list[float] = []
 _publish = docker_build.publish
 
 
-def timed_publish(tag: str) -> str:
+def timed_publish(built: str, tag: str) -> str:
     start = time.monotonic()
     try:
-        return _publish(tag)
+        return _publish(built, tag)
     finally:
         PUBLISH_TIMES.append(time.monotonic() - start)
 
