@@ -7,7 +7,7 @@ PYTHON ?= python3
 # `make up` serves on SPACEDOCK_PORT (default 8080) and runs gunicorn behind Caddy on
 # SPACEDOCK_WEB_PORT (default port + 1); see the Procfile. The suite picks free ports of its own.
 
-.PHONY: up test test-fast lint format docker base-image install install-dev migrate bench browser compose wrk git-lfs
+.PHONY: up test test-fast lint format docker base-image build-engine registry-tools install install-dev migrate bench browser compose wrk git-lfs
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,13 +27,21 @@ docker:
 base-image: docker
 	bash deploy/base-image.sh
 
+# The engine tenants' builds run on (own image store, network namespace, limits; needs root), and
+# the registry's tools: the registry itself and htpasswd.
+build-engine: base-image registry-tools
+	bash deploy/build-engine.sh
+registry-tools:
+	command -v docker-registry >/dev/null && command -v htpasswd >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry apache2-utils)
+
 migrate: install
 	$(PY) manage.py migrate --no-input
 
-up: install base-image migrate
+up: install base-image build-engine migrate
 	$(VENV)/bin/honcho start --procfile Procfile
 
-test: install-dev base-image browser compose git-lfs
+test: install-dev base-image build-engine browser compose git-lfs
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Pure units and database-only tests: no Docker engine, base image or browser needed.

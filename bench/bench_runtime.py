@@ -2,8 +2,8 @@
 
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/bench_runtime.py [--rounds 5] [--seconds 10]
 
-Starts its own gunicorn, Celery worker, Caddy and `./manage.py runner` (the real processes) on
-free ports, with a database of its own (SQLite in a temporary folder unless DATABASE_URL is
+Starts its own gunicorn, Celery worker, Caddy, `./manage.py runner` and registry (the real
+processes) on free ports, with a database of its own (SQLite in a temporary folder unless DATABASE_URL is
 set), and reports medians:
 
 - push-to-live: `git push` of a code-only change of the hello-world Gradio app to gunicorn, built
@@ -147,6 +147,7 @@ def main() -> None:
                "--concurrency", "1", "--prefetch-multiplier", "1"], env, work / "worker.log"),
         caddy_proc,
         start([sys.executable, "manage.py", "runner"], env, work / "runner.log"),
+        start(["bash", "deploy/registry.sh"], env, work / "registry.log"),
     ]  # fmt: skip
     proxy = f"http://127.0.0.1:{proxy_port}"
     space = None

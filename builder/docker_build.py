@@ -1,13 +1,16 @@
 """Every Docker call the builder makes, in one place.
 
-Builds go through BuildKit on the engine's CLI (`DOCKER_BUILDKIT=1 docker build`):
-Hub `sdk: docker` repos use `RUN --mount=type=secret`, which the SDK's legacy build
-API rejects. Images are inspected and removed through the Docker SDK. Whatever
-happens, a build leaves no process, container or temporary file behind, and every
-engine error comes out as one BuildError.
+Builds run on the build engine (SPACEDOCK_BUILD_DOCKER_HOST, deploy/build-engine.sh): its own
+image store, network namespace and limits, never the engine that runs the platform and the
+spaces. They go through BuildKit on the engine's CLI (`DOCKER_BUILDKIT=1 docker build`): Hub
+`sdk: docker` repos use `RUN --mount=type=secret`, which the SDK's legacy build API rejects.
+A built image goes to the registry (the build engine pushes it, with the password given for that
+call alone) and the runtime engine pulls it by digest. Whatever happens, a build leaves
+no process, container or temporary file behind, and every engine error comes out as one BuildError.
 """
 
 import ctypes
+import logging
 import os
 import queue
 import shutil
@@ -20,9 +23,12 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import requests
 from django.conf import settings
 
 from spacedock.labels import LABEL_INSTANCE, LABEL_SPACE
+
+log = logging.getLogger(__name__)
 
 
 class BuildError(Exception):
@@ -38,6 +44,18 @@ class BuildStopped(BuildError):
 
 
 def client() -> docker.DockerClient:
+    """The build engine."""
+    try:
+        return docker.DockerClient(base_url=settings.BUILD_DOCKER_HOST, timeout=120)
+    except docker.errors.DockerException as exc:
+        raise BuildError(
+            f"The build engine does not answer at {settings.BUILD_DOCKER_HOST} ({exc}). "
+            "The operator starts it with deploy/build-engine.sh (make up does)."
+        ) from None
+
+
+def runtime_client() -> docker.DockerClient:
+    """The engine that runs the spaces."""
     try:
         return docker.from_env(timeout=120)
     except docker.errors.DockerException as exc:
@@ -69,31 +87,40 @@ def image_id(tag: str) -> str:
         raise BuildError(f"Docker could not inspect image {tag}: {exc}") from None
 
 
-def remove_image(tag: str) -> bool:
-    """Removes a tag of ours; False when a container still uses it."""
+def remove_image(ref: str) -> bool:
+    """Removes an image of ours from the runtime engine, by any of its names; False when a
+    container still uses it."""
+    engine = runtime_client()
     try:
-        image = client().images.get(tag)
+        image = engine.images.get(ref)
+        if image.labels.get(LABEL_INSTANCE) != settings.INSTANCE:
+            raise BuildError(f"refusing to remove {ref}: it is not this Spacedock's image")
+        if engine.containers.list(all=True, filters={"ancestor": image.id}):
+            return False
+        # By id: the tag and the digest name go together.
+        engine.images.remove(image.id, force=True, noprune=False)
+        return True
     except docker.errors.ImageNotFound:
         return True
-    if image.labels.get(LABEL_INSTANCE) != settings.INSTANCE:
-        raise BuildError(f"refusing to remove {tag}: it is not this Spacedock's image")
-    try:
-        client().images.remove(tag, noprune=False)
-        return True
     except docker.errors.APIError as exc:
-        if exc.status_code == 409:  # in use by a container
+        if exc.status_code == 409:  # a container took it meanwhile
             return False
-        raise BuildError(f"Docker could not remove image {tag}: {exc.explanation}") from None
+        raise BuildError(f"Docker could not remove image {ref}: {exc.explanation}") from None
 
 
 def space_images(space_id: int) -> list[str]:
-    """Tags of this instance's images of one space."""
+    """Names of this instance's images of one space on the runtime engine: each image's digest
+    reference (what Build.image holds), or its tag for an image that has none."""
     filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", f"{LABEL_SPACE}={space_id}"]}
     try:
-        images = client().images.list(filters=filters)
+        images = runtime_client().images.list(filters=filters)
     except docker.errors.APIError as exc:
         raise BuildError(f"Docker could not list images: {exc.explanation}") from None
-    return [tag for image in images for tag in image.tags]
+    names = []
+    for image in images:
+        digests = [d for d in image.attrs.get("RepoDigests") or [] if d.startswith(f"{settings.REGISTRY}/")]
+        names += digests[:1] or image.tags[:1]
+    return names
 
 
 def build(
@@ -127,7 +154,14 @@ def build(
         command.append("--no-cache")
     command.append(str(context))
 
-    env = {**os.environ, "DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain"}
+    env = {
+        **os.environ,
+        "DOCKER_BUILDKIT": "1",
+        "BUILDKIT_PROGRESS": "plain",
+        "DOCKER_HOST": settings.BUILD_DOCKER_HOST,
+        # No credentials: a tenant's FROM cannot pull from the registry, nor from anywhere as us.
+        "DOCKER_CONFIG": str(_empty_docker_config()),
+    }
     try:
         proc = subprocess.Popen(
             command,
@@ -185,6 +219,93 @@ def build(
         raise BuildError(failure_summary(tail), tail)
 
 
+def _empty_docker_config() -> Path:
+    path = settings.BUILD_TMP_DIR / "docker-config"
+    path.mkdir(mode=0o700, exist_ok=True)
+    (path / "config.json").write_text("{}\n")
+    return path
+
+
+def registry_auth() -> dict[str, str]:
+    password = settings.REGISTRY_PASSWORD
+    if not password:
+        path = settings.DATA_DIR / "registry" / "password"
+        try:
+            password = path.read_text().strip()
+        except OSError as exc:
+            raise BuildError(
+                f"The registry's password cannot be read ({exc}): deploy/registry.sh makes it on its "
+                "first start, or set SPACEDOCK_REGISTRY_PASSWORD for the worker and the registry."
+            ) from None
+    return {"username": settings.REGISTRY_USER, "password": password}
+
+
+def publish(built: str, tag: str) -> str:
+    """Pushes a built image from the build engine to the registry as `tag`, pulls it into the
+    runtime engine by digest, and drops it from the build engine (its layers stay in the cache).
+
+    The push sends only the layers the registry lacks (a code-only change: one small layer), and
+    the password goes with that one call: the build engine keeps no credential a build could use.
+    `built` is the build's own name on the build engine (unguessable, so that no other build can
+    start FROM it meanwhile); `tag` is `<registry>/<repository>:<tag>`; the answer is
+    `<registry>/<repository>@sha256:...`.
+    """
+    repository, _, version = tag.rpartition(":")
+    pushed = f"{settings.BUILD_REGISTRY}/{repository.split('/', 1)[1]}"
+    auth = {**registry_auth(), "serveraddress": settings.BUILD_REGISTRY}
+    digest = ""
+    try:
+        image = client().images.get(built)
+        image.tag(pushed, version)
+        for line in client().api.push(pushed, version, auth_config=auth, stream=True, decode=True):
+            if line.get("error"):
+                raise BuildError(
+                    f"The build engine could not push to the registry at {settings.BUILD_REGISTRY}: "
+                    f"{line['error']} (is deploy/registry.sh running, and linked to the build engine?)"
+                )
+            digest = (line.get("aux") or {}).get("Digest", digest)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"The build engine could not push {tag}: {exc.explanation}") from None
+    finally:
+        for name in (f"{pushed}:{version}", built):
+            try:
+                client().images.remove(name, noprune=False)
+            except docker.errors.APIError as exc:
+                log.warning("could not remove %s from the build engine: %s", name, exc)
+    if not digest:
+        raise BuildError(f"The registry at {settings.BUILD_REGISTRY} gave no digest for {tag}")
+    try:
+        image = runtime_client().images.pull(repository, tag=digest, auth_config=registry_auth())
+        # Tagged too: an image with a digest and no tag counts as dangling, and a prune would take it.
+        image.tag(repository, version)
+    except docker.errors.APIError as exc:
+        raise BuildError(
+            f"The runtime engine could not pull {repository}@{digest}: {exc.explanation}"
+        ) from None
+    return f"{repository}@{digest}"
+
+
+def unpublish(ref: str) -> None:
+    """Deletes an image's manifest from the registry; `deploy/registry.sh garbage-collect` then
+    reclaims its blobs. A name that is not in our registry, or is gone already, is fine."""
+    repository, _, digest = ref.partition("@")
+    registry, _, name = repository.partition("/")
+    if not digest or registry != settings.REGISTRY:
+        return
+    scheme = "https" if settings.REGISTRY_TLS else "http"
+    auth = registry_auth()
+    try:
+        answer = requests.delete(
+            f"{scheme}://{registry}/v2/{name}/manifests/{digest}",
+            auth=(auth["username"], auth["password"]),
+            timeout=30,
+        )
+    except requests.RequestException as exc:
+        raise BuildError(f"The registry {registry} does not answer: {exc}") from None
+    if answer.status_code not in (202, 404):
+        raise BuildError(f"The registry refused to delete {ref}: {answer.status_code} {answer.text[:200]}")
+
+
 def _die_with_parent() -> None:
     # A worker killed mid-build must not leave its `docker build` running on its own.
     PR_SET_PDEATHSIG = 1
@@ -214,18 +335,54 @@ def failure_summary(tail: list[str]) -> str:
             break
     body = [line for line in tail if not line.startswith("ERROR:")][-15:]
     parts = []
+    if url := _unfetched_url(tail):
+        step = ""  # BuildKit names the last step it started, which is not the one that failed
+        parts.append(f"`ADD {url}` could not be fetched.")
+        if any(word in line for line in tail[-5:] for word in ("connect:", "i/o timeout", "no route")):
+            parts.append(
+                "Builds reach the public internet only: not this server, nor private or link-local addresses."
+            )
+    elif image := _unavailable_image(tail):
+        parts.append(
+            f"The image {image} could not be pulled. Builds start from public images or this server's "
+            f"base image ({settings.BASE_IMAGE}); the platform's own images and other spaces' images "
+            "are not available to builds."
+        )
     if step:
         parts.append(f"The step `{step}` failed.")
+    if any("exit code: 137" in line for line in tail[-5:]):
+        parts.append(
+            "It was killed, most likely for going past the memory that builds may use "
+            "(SPACEDOCK_BUILD_MEMORY_MB on the build engine)."
+        )
     if error:
         parts.append(error)
     parts.append("Last lines of the build log:\n" + "\n".join(body))
     return "\n".join(parts)
 
 
+def _unfetched_url(tail: list[str]) -> str:
+    # BuildKit: " > http://host/path:" just before the error of an ADD from a URL.
+    for line in reversed(tail):
+        if line.startswith((" > http://", " > https://")) and line.endswith(":"):
+            return line[3:-1]
+    return ""
+
+
+def _unavailable_image(tail: list[str]) -> str:
+    # BuildKit: " > [internal] load metadata for NAME:" or " > FROM NAME:" just before the error.
+    for line in reversed(tail):
+        for marker in (" > [internal] load metadata for ", " > FROM "):
+            if line.startswith(marker) and line.endswith(":"):
+                return line[len(marker) : -1]
+    return ""
+
+
 def prune_dangling() -> None:
     """Removes this instance's untagged images, left when a rebuild takes over a tag."""
     try:
-        client().images.prune(filters={"dangling": True, "label": f"{LABEL_INSTANCE}={settings.INSTANCE}"})
+        ours = f"{LABEL_INSTANCE}={settings.INSTANCE}"
+        runtime_client().images.prune(filters={"dangling": True, "label": ours})
     except docker.errors.APIError as exc:
         if exc.status_code == 409:  # another prune runs on this engine: it, or the next one, does this
             return

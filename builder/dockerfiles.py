@@ -15,11 +15,12 @@ APP_DIR = "/home/user/app"
 SDK_SCRIPTS = ("install.py", "constraints.py")
 UV_VERSION = "0.13.9"
 
-# Host CA bundle and optional pip.conf reach pip as BuildKit secrets: never in a layer.
+# Host CA bundle and optional pip.conf reach pip as BuildKit secrets: never in a layer. The cache
+# id is namespaced per space by the build (BUILDKIT_CACHE_MOUNT_NS): no build sees another's cache.
 PIP_MOUNTS = (
     "--mount=type=secret,id=ca,target=/etc/ssl/certs/ca-certificates.crt "
     "--mount=type=secret,id=pipconf,target=/etc/pip.conf "
-    "--mount=type=cache,target=/root/.cache/pip"
+    "--mount=type=cache,id=pip,target=/root/.cache/pip"
 )
 PIP_ENV = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1"
 PIP = f"{PIP_ENV} pip install"

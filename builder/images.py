@@ -2,7 +2,9 @@
 
 import fcntl
 import hashlib
+import hmac
 import platform
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -18,7 +20,8 @@ BASE_PYTHON = "3.11"  # what the offline Debian base image carries
 
 
 def image_tag(space: Space, sha: str) -> str:
-    return f"{settings.INSTANCE}/{space.subdomain}:{sha[:12]}"
+    """Where a build's image goes in the registry; Build.image holds it by digest."""
+    return f"{settings.REGISTRY}/{settings.INSTANCE}/{space.subdomain}:{sha[:12]}"
 
 
 def sdk_image_tag(gradio_version: str) -> str:
@@ -30,12 +33,24 @@ def sdk_image_tag(gradio_version: str) -> str:
     return f"spacedock-sdk:gradio{gradio_version}-{recipe.hexdigest()[:12]}"
 
 
-def pip_secrets(workdir: Path) -> dict[str, Path]:
+# BuildKit keys every cache mount of a build by this namespace; a build cannot name another's.
+CACHE_NAMESPACE_ARG = "BUILDKIT_CACHE_MOUNT_NS"
+
+
+def cache_namespace(owner: str) -> str:
+    """The cache namespace of a space (or of the shared SDK image): unguessable, so that not even a
+    Dockerfile frontend of a tenant's choosing, which sees only its own, can name another's."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"build-cache:{owner}".encode(), hashlib.sha256)
+    return f"{owner}-{digest.hexdigest()[:24]}"
+
+
+def pip_secrets(workdir: Path, with_index: bool = True) -> dict[str, Path]:
+    """The CA bundle (public) and, for the builds Spacedock writes itself, the operator's pip.conf."""
     secrets = {}
     ca = Path(settings.BUILD_CA_BUNDLE)
     if ca.is_file():
         secrets["ca"] = ca
-    if settings.PIP_INDEX_URL or settings.PIP_EXTRA_INDEX_URL:
+    if with_index and (settings.PIP_INDEX_URL or settings.PIP_EXTRA_INDEX_URL):
         conf = workdir / "pip.conf"
         lines = ["[global]"]
         if settings.PIP_INDEX_URL:
@@ -80,6 +95,7 @@ def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: 
                 tag,
                 labels={LABEL_SDK: f"gradio-{version}"},
                 secrets=pip_secrets(workdir),
+                build_args={CACHE_NAMESPACE_ARG: cache_namespace("sdk")},
                 deadline=deadline,
                 on_line=buildlog.write,
                 should_stop=should_stop,
@@ -143,7 +159,8 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         LABEL_BUILD: str(build.pk),
         LABEL_COMMIT: sha,
     }
-    secrets = pip_secrets(workdir)
+    # A tenant's own Dockerfile never gets the operator's index credentials, only the CA bundle.
+    secrets = pip_secrets(workdir, with_index=config.sdk != "docker")
     build_args: dict[str, str] = {}
     hub_env = {k: v for k, v in space.env().items() if k.startswith("SPACE_") or k == "SYSTEM"}
     if config.sdk == "gradio":
@@ -167,16 +184,21 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
                 secrets[variable.key] = path
                 if len(variable.value) >= 4:
                     buildlog.secrets.append(variable.value)
+            elif variable.key.startswith("BUILDKIT_"):
+                # These steer BuildKit itself (its frontend, the cache namespace): not the tenant's.
+                buildlog.write(f"==> Note: the variable {variable.key} is not passed to the build")
             else:
                 build_args[variable.key] = variable.value
         build_args.update(hub_env)
+    build_args[CACHE_NAMESPACE_ARG] = cache_namespace(f"space-{space.pk}")
 
     buildlog.write(f"==> docker build ({config.sdk} sdk, on {platform.machine()})")
     tag = image_tag(space, sha)
+    built = f"{tag}-{uuid.uuid4().hex[:16]}"
     docker_build.build(
         context,
         dockerfile,
-        tag,
+        built,
         labels=labels,
         secrets=secrets,
         build_args=build_args,
@@ -185,11 +207,13 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         on_line=buildlog.write,
         should_stop=should_stop,
     )
-    return tag
+    buildlog.write(f"==> Publishing to the registry {settings.REGISTRY}")
+    return docker_build.publish(built, tag)
 
 
 def prune_images(space: Space) -> list[str]:
-    """Removes a space's images beyond the last few successful builds and the deployed one."""
+    """Removes a space's images beyond the last few successful builds and the deployed one, from
+    the runtime engine and from the registry."""
     space.refresh_from_db()
     keep = set(
         space.builds.filter(state="succeeded")
@@ -201,8 +225,9 @@ def prune_images(space: Space) -> list[str]:
     # A paper's pinned embed serves its build for good.
     keep.update(space.builds.filter(pinned=True).exclude(image="").values_list("image", flat=True))
     removed = []
-    for tag in docker_build.space_images(space.pk):
-        if tag not in keep and docker_build.remove_image(tag):
-            removed.append(tag)
+    for ref in docker_build.space_images(space.pk):
+        if ref not in keep and docker_build.remove_image(ref):
+            docker_build.unpublish(ref)
+            removed.append(ref)
     docker_build.prune_dangling()
     return removed

@@ -104,6 +104,8 @@ dockerd_pid() {
         [[ "$(cat "$f" 2>/dev/null)" == dockerd ]] || continue
         pid=${f#/proc/}; pid=${pid%/comm}
         live_pid "$pid" || continue   # a zombie is a daemon that already died
+        # Not a second engine with a pidfile of its own (the build engine, deploy/build-engine.sh).
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- '--pidfile' && continue
         echo "$pid"; return 0
     done
     return 1

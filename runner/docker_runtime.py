@@ -123,6 +123,8 @@ def run(spec: Spec):
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": settings.RUN_RESTART_RETRIES},
                 log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "2"}},
                 init=True,
+                # gVisor where the operator registered it (docs/security.md): another kernel in between.
+                runtime=settings.CONTAINER_RUNTIME or None,
             )
             container.start()
             container.reload()

@@ -248,6 +248,17 @@ IMAGES_KEPT = envint("SPACEDOCK_IMAGES_KEPT", "3")  # successful builds' images 
 BUILD_CA_BUNDLE = envstr("SPACEDOCK_BUILD_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 PIP_INDEX_URL = envstr("SPACEDOCK_PIP_INDEX_URL", "")
 PIP_EXTRA_INDEX_URL = envstr("SPACEDOCK_PIP_EXTRA_INDEX_URL", "")
+# Tenants' builds run on an engine of their own (deploy/build-engine.sh): its own image store,
+# network namespace and limits. Images reach the engine that runs spaces through the registry.
+BUILD_DOCKER_HOST = envstr("SPACEDOCK_BUILD_DOCKER_HOST", "unix:///run/spacedock-build/docker.sock")
+REGISTRY = envstr("SPACEDOCK_REGISTRY", f"127.0.0.1:{PORT + 2}")
+REGISTRY_TLS = envbool("SPACEDOCK_REGISTRY_TLS", "false")
+# The same registry as the build engine reaches it: the host's end of its link (deploy/registry.sh).
+BUILD_REGISTRY = envstr("SPACEDOCK_BUILD_REGISTRY", f"198.18.250.1:{REGISTRY.rsplit(':', 1)[-1]}")
+REGISTRY_USER = envstr("SPACEDOCK_REGISTRY_USER", "spacedock")
+
+# Unset: the one deploy/registry.sh made, read from <data>/registry/password when the worker needs it.
+REGISTRY_PASSWORD = envstr("SPACEDOCK_REGISTRY_PASSWORD", "")
 
 LOGGING = {
     "version": 1,
@@ -273,10 +284,15 @@ RUN_MEMORY_MB = envint("SPACEDOCK_RUN_MEMORY_MB", "4096")
 RUN_CPUS = float(envstr("SPACEDOCK_RUN_CPUS", "2"))
 RUN_PIDS = envint("SPACEDOCK_RUN_PIDS", "1024")
 RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
+# The engine's OCI runtime for spaces: empty for its default (runc), "runsc" for gVisor where registered.
+CONTAINER_RUNTIME = envstr("SPACEDOCK_RUNTIME", "")
 STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
 RUNNER_INTERVAL = float(envstr("SPACEDOCK_RUNNER_INTERVAL", "2"))
 DRAIN_TIMEOUT = envint("SPACEDOCK_DRAIN_TIMEOUT", "30")
 RUNNER_FIREWALL = envbool("SPACEDOCK_RUNNER_FIREWALL", "true")
+# Addresses spaces may reach despite the drops of private and link-local ranges (runner/firewall.py):
+# comma-separated CIDR or CIDR:port, e.g. a model server on the private network.
+EGRESS_ALLOW = [entry.strip() for entry in envstr("SPACEDOCK_EGRESS_ALLOW", "").split(",") if entry.strip()]
 EMBED_TOKEN_MAX_AGE = envint("SPACEDOCK_EMBED_TOKEN_MAX_AGE", "3600")
 # /metrics: with a token, scrapers send it as a bearer token; without one, only this machine may read.
 METRICS_TOKEN = envstr("SPACEDOCK_METRICS_TOKEN", "")

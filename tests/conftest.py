@@ -95,7 +95,8 @@ def gunicorn(tmp_path_factory, **env: str):
 
 
 @pytest.fixture(scope="session")
-def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Server:
+def server(django_db_setup, django_db_blocker, tmp_path_factory, registry) -> Server:
+    """The suite's gunicorn, with the registry that builds publish to running beside it."""
     with gunicorn(tmp_path_factory) as started:
         yield started
 
@@ -262,6 +263,30 @@ def wait_until(check, seconds: float, what, every: float = 0.25):
             return result
         time.sleep(every)
     raise AssertionError(f"timed out after {seconds} s waiting for {what() if callable(what) else what}")
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """The registry between the build engine and the runtime engine, as make up runs it."""
+    log = tmp_path_factory.mktemp("registry") / "registry.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["bash", "deploy/registry.sh"], cwd=ROOT, env=process_env(), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_http(f"http://{settings.REGISTRY}/v2/", proc)
+        yield settings.REGISTRY
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def build_engine():
+    """The engine tenants' builds run on (deploy/build-engine.sh)."""
+    import docker
+
+    return docker.DockerClient(base_url=settings.BUILD_DOCKER_HOST)
 
 
 @pytest.fixture(scope="session")

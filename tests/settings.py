@@ -14,6 +14,8 @@ def _free_port() -> str:
 # The suite's Caddy listens here; set once in the test process, inherited by the processes it
 # starts, so every page and every process agrees on the spaces' URLs.
 os.environ.setdefault("SPACEDOCK_PORT", _free_port())
+# The suite's own registry (the `registry` fixture starts it), as make up's is its own.
+os.environ.setdefault("SPACEDOCK_REGISTRY", f"127.0.0.1:{_free_port()}")
 os.environ.setdefault("SPACEDOCK_INSTANCE", "sdtest")
 # The suite signs up, pushes and calls the API from 127.0.0.1 far faster than any person; the
 # abuse tests start a server of their own with low limits.

@@ -76,7 +76,9 @@ def test_gradio_space_builds_in_layers_and_its_image_answers(
 
     build = finished("hello", first)
     assert build.state == "succeeded", build.error + log_text(build)
-    assert build.image == image_tag(build.space, first)
+    # In the registry, and on the runtime engine by digest.
+    repository = image_tag(build.space, first).rsplit(":", 1)[0]
+    assert build.image.startswith(f"{repository}@sha256:")
     space = Space.objects.get(name="hello")
     assert space.stage == "APP_STARTING" and space.deployed_build == build
 
@@ -131,7 +133,7 @@ def test_gradio_space_builds_in_layers_and_its_image_answers(
 
 
 def test_second_space_on_the_same_gradio_reuses_the_sdk_image(
-    live, worker, token_for, make_repo, docker_client
+    live, worker, token_for, make_repo, docker_client, build_engine
 ):
     token = token_for("bob")
     repos = [make_repo(), make_repo()]
@@ -141,7 +143,7 @@ def test_second_space_on_the_same_gradio_reuses_the_sdk_image(
         shas.append(repo.git("rev-parse", "HEAD").stdout.strip())
     builds = [finished(name, sha) for name, sha in zip(("one", "two"), shas, strict=True)]
     assert [b.state for b in builds] == ["succeeded", "succeeded"], [b.error for b in builds]
-    sdk = docker_client.images.get(sdk_image_tag(settings.DEFAULT_GRADIO_VERSION))
+    sdk = build_engine.images.get(sdk_image_tag(settings.DEFAULT_GRADIO_VERSION))
     assert sdk.labels[LABEL_SDK] == f"gradio-{settings.DEFAULT_GRADIO_VERSION}"
     sdk_layers = sdk.attrs["RootFS"]["Layers"]
     for build in builds:

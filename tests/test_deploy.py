@@ -17,7 +17,7 @@ from django.conf import settings
 
 from tests.conftest import ROOT, free_port, wait_until
 
-PLATFORM = {"web", "worker", "beat", "runner", "caddy"}
+PLATFORM = {"web", "worker", "beat", "runner", "caddy", "registry"}
 
 
 def compose_config() -> dict:
