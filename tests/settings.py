@@ -29,6 +29,7 @@ for _quota in (
     "RUNNING_MEMORY_MB",
     "NEVER_SLEEP",
     "PINNED_BUILDS",
+    "SDK_VERSIONS",
 ):
     os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
