@@ -152,9 +152,10 @@ ESCAPES = [
 
 
 def _outside_snapshot() -> set[str]:
-    """Every path in the data folder that is not a repository or a build's."""
+    """Every path in the data folder that is not a repository or a build's, nor the storage of a
+    service that writes on its own schedule (Caddy cleans its storage, the registry takes pushes)."""
     root = Path(settings.DATA_DIR)
-    skip = {"repos", "builds", "pytest", "broker", "downloads"}
+    skip = {"repos", "builds", "pytest", "broker", "downloads", "caddy", "registry"}
     return {
         str(p)
         for p in root.rglob("*")
