@@ -153,6 +153,8 @@ def test_make_up_processes_run_natively(tmp_path):
         SPACEDOCK_DATA_DIR=str(tmp_path / "data"),
         SPACEDOCK_PORT=str(port),
         SPACEDOCK_INSTANCE=settings.INSTANCE,
+        # A registry of its own: the suite's already listens at the address the suite set.
+        SPACEDOCK_REGISTRY=f"127.0.0.1:{free_port()}",
     )
     venv = Path(sys.executable).parent
     env["PATH"] = f"{venv}:{env['PATH']}"

@@ -142,7 +142,10 @@ def test_a_rollback_runs_the_old_build_on_its_own_port(
     space = Space.objects.get(pk=first.space_id)
     assert space.stage == Stage.RUNNING, space.stage_message
     assert proxy.get(space.host, "/").text == "v2 on port 8000"
-    assert first.image == image_tag(space, first.commit_sha) and second.config["app_port"] == 8000
+    # Each build's image is its own, by digest, in the registry the builder published it to.
+    repository = image_tag(space, first.commit_sha).rpartition(":")[0]
+    assert first.image.startswith(f"{repository}@sha256:") and first.image != second.image
+    assert first.config["app_port"] == 7860 and second.config["app_port"] == 8000
 
     _, api_token = AccessToken.issue(space.owner, "test")
     response = requests.post(

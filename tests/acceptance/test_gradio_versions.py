@@ -146,9 +146,10 @@ def sdk_image_of(space: Hello) -> str:
     return space.sdk_image
 
 
-def lock_of(image: str) -> dict[str, str]:
+def lock_of(sdk_image: str) -> dict[str, str]:
+    # SDK images live on the build engine, where tenants' builds start from them.
     text = subprocess.run(
-        [DOCKER, "run", "--rm", "--entrypoint", "cat", image, LOCK],
+        [DOCKER, "-H", settings.BUILD_DOCKER_HOST, "run", "--rm", "--entrypoint", "cat", sdk_image, LOCK],
         capture_output=True,
         text=True,
         check=True,

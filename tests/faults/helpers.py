@@ -49,10 +49,11 @@ def assert_platform_sound(server, docker_client) -> None:
     assert requests.get(f"{server.url}/", timeout=10).status_code == 200
     stuck = list(Build.objects.filter(state__in=Build.ACTIVE).values_list("pk", "state"))
     assert not stuck, f"builds still active: {stuck}"
-    # A finished build's worker removes its folder just after it records the outcome.
+    # A finished build's worker removes its folder just after it records the outcome; a superseded
+    # build that was already publishing its image to the registry finishes that first.
     wait_until(
         lambda: not list(Path(settings.BUILD_TMP_DIR).glob("build-*")),
-        30,
+        120,
         f"build folders to go: {[p.name for p in Path(settings.BUILD_TMP_DIR).glob('build-*')]}",
     )
     for build in Build.objects.exclude(state="succeeded"):
