@@ -44,13 +44,14 @@ def build(build_id: int) -> None:
             )
             buildlog.write(f"==> {message}")
             buildlog.flush()
-            build.fail(message)
+            buildlog.when_database_back(lambda: build.fail(message))
         else:
             buildlog.write(f"==> Build stopped: {stop}")
     except docker_build.BuildError as exc:
         buildlog.write(f"==> Build failed: {exc}")
         buildlog.flush()
-        build.fail(buildlog.redact(str(exc)))
+        reason = buildlog.redact(str(exc))
+        buildlog.when_database_back(lambda: build.fail(reason))
     except Exception as exc:
         log.exception("build %s crashed", build_id)
         message = (
@@ -58,18 +59,19 @@ def build(build_id: int) -> None:
         )
         buildlog.write(f"==> {message}")
         buildlog.flush()
-        build.fail(buildlog.redact(message))
+        buildlog.when_database_back(lambda: build.fail(buildlog.redact(message)))
     else:
         buildlog.write(f"==> Built {image}")
         buildlog.flush()
-        build.succeed(image)
+        buildlog.when_database_back(lambda: build.succeed(image))
         try:
             prune_images(build.space)
         except docker_build.BuildError as exc:  # the build stands; old images go next time
             log.warning("build %s: pruning old images failed: %s", build_id, exc)
     finally:
-        buildlog.flush()
+        # The folder goes first: nothing after it (a database still away) may leave it behind.
         shutil.rmtree(workdir, ignore_errors=True)
+        buildlog.flush()
 
 
 @shared_task(name="builder.tasks.reap_stuck_builds")
