@@ -103,6 +103,17 @@ def space_json(space: Space) -> dict:
         "host": space.url,
         "runtime": runtime_json(space),
         "build": build_json(space.builds.first()),
+        "pinnedBuilds": [pinned_json(b) for b in space.builds.filter(pinned=True).order_by("-created")],
+    }
+
+
+def pinned_json(build: Build) -> dict:
+    return {
+        "build": build.pk,
+        "sha": build.commit_sha,
+        "pinned": build.pinned,
+        "host": build.pinned_host,
+        "url": build.pinned_url,
     }
 
 

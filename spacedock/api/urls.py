@@ -37,6 +37,7 @@ urlpatterns = [
     path(f"{space}/pause", views_runtime.pause),
     path(f"{space}/sleeptime", views_runtime.sleeptime),
     path(f"{space}/rollback", views_runtime.rollback),
+    path(f"{space}/pin", views_runtime.pin),
     re_path(r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/logs/(?P<kind>build|run)$", views_logs.space_logs),
     path(f"{space}/like", views_users.like),
     path(f"{space}/likers", views_users.space_likers),

@@ -543,6 +543,11 @@ class Build(models.Model):
         Build.objects.filter(pk=self.pk).update(pinned=True)
         self.pinned = True
 
+    def unpin(self) -> None:
+        """Its image goes with the next prune, unless the space still runs it or keeps it as recent."""
+        Build.objects.filter(pk=self.pk).update(pinned=False)
+        self.pinned = False
+
     @property
     def pinned_host(self) -> str:
         # "--" never occurs in a space's subdomain (make_subdomain collapses dashes): no clash.
