@@ -14,6 +14,7 @@ from django.utils import timezone
 from builder import docker_build
 from builder.buildlog import BuildLog
 from builder.images import build_space_image, prune_images
+from spacedock.spaces import thumbnails
 from spacedock.spaces.models import Build, BuildLogLine, RunLogLine
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,19 @@ def build(build_id: int) -> None:
         # The folder goes first: nothing after it (a database still away) may leave it behind.
         shutil.rmtree(workdir, ignore_errors=True)
         buildlog.flush()
+
+
+@shared_task(name="builder.tasks.thumbnail", time_limit=120)
+def thumbnail(build_id: int) -> None:
+    """The gallery card's picture of a public build that has just gone live."""
+    build = Build.objects.select_related("space").filter(pk=build_id).first()
+    if build is None or build.thumbnail_taken is not None:
+        return
+    space = build.space
+    if space.is_private or space.deployed_build_id != build.pk or space.stage != "RUNNING":
+        return  # it changed meanwhile; the next time it goes live asks again
+    if thumbnails.capture(space.url, thumbnails.path_for(build.pk)):
+        Build.objects.filter(pk=build.pk).update(thumbnail_taken=timezone.now())
 
 
 @shared_task(name="builder.tasks.reap_stuck_builds")

@@ -78,6 +78,10 @@ LFS_STORAGE = envstr("SPACEDOCK_LFS_STORAGE", "local")
 if LFS_STORAGE != "local":
     raise ImproperlyConfigured(f"SPACEDOCK_LFS_STORAGE={LFS_STORAGE!r}: only 'local' is built")
 LFS_DIR = Path(envstr("SPACEDOCK_LFS_DIR", str(DATA_DIR / "lfs")))
+THUMBNAILS_DIR = DATA_DIR / "thumbnails"
+# The gallery's app screenshots, taken by the worker with this Chromium (off where it is missing).
+THUMBNAILS = envbool("SPACEDOCK_THUMBNAILS", "true")
+THUMBNAIL_CHROMIUM = envstr("SPACEDOCK_THUMBNAIL_CHROMIUM", "/usr/bin/chromium")
 # Seconds an LFS transfer link handed out by the batch API stays valid.
 LFS_LINK_MAX_AGE = envint("SPACEDOCK_LFS_LINK_MAX_AGE", "3600")
 # The Hub's commit API carries each file inside the request (preupload answers "regular", so

@@ -32,6 +32,8 @@ for _quota in (
     "SDK_VERSIONS",
 ):
     os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
+# A screenshot per app that goes live costs Chromium a few seconds; the thumbnail test turns it on.
+os.environ.setdefault("SPACEDOCK_THUMBNAILS", "false")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403

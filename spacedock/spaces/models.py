@@ -15,7 +15,7 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.models import LfsObject
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
-from spacedock.spaces import notify, stages
+from spacedock.spaces import notify, stages, thumbnails
 from spacedock.spaces.stages import LIVE_STAGES, STAGES, BuildState, Stage  # noqa: F401
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -61,6 +61,7 @@ RESERVED_ENV = ("SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE
 
 VISIBILITIES = ("public", "private")
 BUILD_TASK = "builder.tasks.build"
+THUMBNAIL_TASK = "builder.tasks.thumbnail"
 
 
 MAX_SLEEP_TIME = 365 * 24 * 3600
@@ -175,6 +176,14 @@ class Space(models.Model):
     @property
     def url(self) -> str:
         return f"{settings.SCHEME}://{self.host}{settings.PORT_SUFFIX}/"
+
+    @property
+    def thumbnail_url(self) -> str | None:
+        """The gallery picture of what runs now; None until one is taken (the card shows the emoji)."""
+        build = self.deployed_build
+        if self.is_private or build is None or build.thumbnail_taken is None:
+            return None
+        return f"/thumbnails/{build.pk}.png"
 
     @property
     def git_url(self) -> str:
@@ -491,6 +500,8 @@ class Build(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)  # the worker is alive
     # A paper embeds this build for good: its image is kept and served at pinned_host.
     pinned = models.BooleanField(default=False)
+    # When the gallery's screenshot of the app was taken (spaces.thumbnails), if it was.
+    thumbnail_taken = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -502,6 +513,11 @@ class Build(models.Model):
     def dispatch(self) -> None:
         # By name: the web never imports the builder; the worker that serves the task does.
         transaction.on_commit(lambda: celery_app.send_task(BUILD_TASK, args=[self.pk]))
+
+    def request_thumbnail(self) -> None:
+        """The gallery card's picture, once per public build, once it answers at its URL."""
+        if self.thumbnail_taken is None and not self.space.is_private and thumbnails.enabled():
+            transaction.on_commit(lambda: celery_app.send_task(THUMBNAIL_TASK, args=[self.pk]))
 
     @property
     def duration(self) -> float | None:

@@ -33,7 +33,7 @@ def gallery(request):
     sdk = request.GET.get("sdk", "")
     tag = request.GET.get("tag", "")
     spaces = filter_spaces(request.user, search=q, tags=[tag] if tag else [], sdk=sdk)
-    spaces = spaces.order_by(SORTS.get(sort, SORTS["trending"]), "-pk")
+    spaces = spaces.order_by(SORTS.get(sort, SORTS["trending"]), "-pk").select_related("deployed_build")
     try:
         size = min(max(int(request.GET.get("size", PAGE_SIZE)), 1), MAX_PAGE_SIZE)
     except ValueError:
