@@ -180,6 +180,11 @@ def test_embeds_and_pins(ada, ada_client, client):
     assert build.pinned and build.pinned_host == f"pin--{build.pk}.localhost"
     code = client.get("/ada/chat/embed").content.decode()
     assert f"/embed/ada/chat/{'a' * 40}" in code
+    # A citation for the paper, pointing at the pinned embed page.
+    assert (
+        "@misc{ada_chat_" in code
+        and f"\\url{{http://localhost:{settings.PORT}/embed/ada/chat/{'a' * 40}}}" in code
+    )
     # A later push deploys another build; the pinned embed still frames the pinned one.
     newer = Build.objects.create(space=space, commit_sha="b" * 40, state="succeeded", image="img:2")
     Space.objects.filter(pk=space.pk).update(deployed_build=newer, head_sha="b" * 40)

@@ -17,7 +17,13 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import readable_space, space_owner, space_reader
-from spacedock.spaces.embed import embed_snippets, pinned_app_url, pinned_embed_page, space_embed_url
+from spacedock.spaces.embed import (
+    citation,
+    embed_snippets,
+    pinned_app_url,
+    pinned_embed_page,
+    space_embed_url,
+)
 from spacedock.spaces.gallery import SORTS, filter_spaces
 from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
 
@@ -165,7 +171,7 @@ def space_embed_code(request, space: Space):
     context["snippets"] = embed_snippets(space)
     context["deployed"] = space.deployed_build
     context["pins"] = [
-        (build, pinned_embed_page(space, build))
+        (build, pinned_embed_page(space, build), citation(space, build))
         for build in space.builds.filter(pinned=True).order_by("-created")
     ]
     return render(request, "spaces/embed_code.html", context)
