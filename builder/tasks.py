@@ -75,17 +75,22 @@ def build(build_id: int) -> None:
         buildlog.flush()
 
 
-@shared_task(name="builder.tasks.thumbnail", time_limit=120)
-def thumbnail(build_id: int) -> None:
-    """The gallery card's picture of a public build that has just gone live."""
+@shared_task(name="builder.tasks.capture_live_app", time_limit=120)
+def capture_live_app(build_id: int) -> None:
+    """What a public build that has just gone live shows: the gallery card's picture, and the
+    script its Gradio page loads, which an embedded <gradio-app> loads from the app too."""
     build = Build.objects.select_related("space").filter(pk=build_id).first()
-    if build is None or build.thumbnail_taken is not None:
+    if build is None:
         return
     space = build.space
     if space.is_private or space.deployed_build_id != build.pk or space.stage != "RUNNING":
         return  # it changed meanwhile; the next time it goes live asks again
-    if thumbnails.capture(space.url, thumbnails.path_for(build.pk)):
-        Build.objects.filter(pk=build.pk).update(thumbnail_taken=timezone.now())
+    if not build.web_component_js and build.space_config().sdk == "gradio":
+        if script := thumbnails.gradio_script(space.url):
+            Build.objects.filter(pk=build.pk).update(web_component_js=script)
+    if build.thumbnail_taken is None and thumbnails.enabled():
+        if thumbnails.capture(space.url, thumbnails.path_for(build.pk)):
+            Build.objects.filter(pk=build.pk).update(thumbnail_taken=timezone.now())
 
 
 @shared_task(name="builder.tasks.reap_stuck_builds")

@@ -35,11 +35,13 @@ def embed_snippets(space: Space) -> dict[str, str]:
         'allow="camera; microphone; clipboard-read; clipboard-write; fullscreen"></iframe>'
     )
     snippets = {"iframe": iframe}
-    if space.sdk == "gradio" and space.sdk_version:
-        version = space.sdk_version
+    build = space.deployed_build
+    if not space.is_private and build is not None and build.web_component_js:
+        # Gradio's own front end, from the app itself: readers need no CDN, and it matches the
+        # app's Gradio version.
         snippets["web_component"] = (
-            f'<script type="module" src="https://gradio.s3-us-west-2.amazonaws.com/{version}/gradio.js">'
-            f'</script>\n<gradio-app src="{src}"></gradio-app>'
+            f'<script type="module" src="{src}{build.web_component_js}"></script>\n'
+            f'<gradio-app src="{src}"></gradio-app>'
         )
     return snippets
 

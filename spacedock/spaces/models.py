@@ -61,7 +61,7 @@ RESERVED_ENV = ("SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE
 
 VISIBILITIES = ("public", "private")
 BUILD_TASK = "builder.tasks.build"
-THUMBNAIL_TASK = "builder.tasks.thumbnail"
+CAPTURE_TASK = "builder.tasks.capture_live_app"
 
 
 MAX_SLEEP_TIME = 365 * 24 * 3600
@@ -500,8 +500,11 @@ class Build(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)  # the worker is alive
     # A paper embeds this build for good: its image is kept and served at pinned_host.
     pinned = models.BooleanField(default=False)
-    # When the gallery's screenshot of the app was taken (spaces.thumbnails), if it was.
+    # What the live app showed once it first answered (builder.tasks.capture_live_app): when the
+    # gallery's screenshot was taken, and the script of Gradio's <gradio-app> web component
+    # ("assets/index-<hash>.js", served by the app itself, so an embed needs no CDN).
     thumbnail_taken = models.DateTimeField(null=True, blank=True)
+    web_component_js = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -514,10 +517,15 @@ class Build(models.Model):
         # By name: the web never imports the builder; the worker that serves the task does.
         transaction.on_commit(lambda: celery_app.send_task(BUILD_TASK, args=[self.pk]))
 
-    def request_thumbnail(self) -> None:
-        """The gallery card's picture, once per public build, once it answers at its URL."""
-        if self.thumbnail_taken is None and not self.space.is_private and thumbnails.enabled():
-            transaction.on_commit(lambda: celery_app.send_task(THUMBNAIL_TASK, args=[self.pk]))
+    def request_capture(self) -> None:
+        """Once a public build answers at its URL: the gallery's picture and the web component's
+        script, each until it has been had once."""
+        if self.space.is_private:
+            return
+        wanted_picture = self.thumbnail_taken is None and thumbnails.enabled()
+        wanted_script = not self.web_component_js and self.space_config().sdk == "gradio"
+        if wanted_picture or wanted_script:
+            transaction.on_commit(lambda: celery_app.send_task(CAPTURE_TASK, args=[self.pk]))
 
     @property
     def duration(self) -> float | None:

@@ -306,7 +306,7 @@ def app_running(space: "Space") -> bool:
     if moved and space.deployed_build_id:
         build = _build_model().objects.filter(pk=space.deployed_build_id).select_related("space").first()
         if build is not None:
-            build.request_thumbnail()  # now that it answers, the gallery can have its picture
+            build.request_capture()  # now that it answers, the gallery can have its picture
     return moved
 
 
