@@ -172,6 +172,9 @@ def test_embeds_and_pins(ada, ada_client, client):
     assert "X-Frame-Options" not in embed and f'src="{space.url}"' in embed.content.decode()
     assert f'src="{space.url}"' in client.get(f"/embed/ada/chat/{'a' * 7}").content.decode()
     assert client.get("/embed/ada/chat/bbbbbbb").status_code == 404
+    # Gradio's theme switch reaches the app; anything else in it does not.
+    assert f'src="{space.url}?__theme=dark"' in client.get("/embed/ada/chat?__theme=dark").content.decode()
+    assert "__theme" not in client.get("/embed/ada/chat?__theme=%22%3E%3Cscript%3E").content.decode()
     assert client.get("/ada/chat")["X-Frame-Options"] == "DENY"  # the platform's own pages never frame
 
     token = csrf(ada_client, "/ada/chat/embed")

@@ -239,6 +239,9 @@ def embed(request, space: Space, sha: str = ""):
         if build is None or len(sha) < 7:
             raise Http404
         url = pinned_app_url(space, build, request.user)
+    theme = request.GET.get("__theme")
+    if url and theme in ("light", "dark"):  # Gradio's own switch, passed on to the app
+        url = f"{url}{'&' if '?' in url else '?'}__theme={theme}"
     return render(
         request, "spaces/embed.html", {"space": space, "app_url": url, "allow": ALLOW, "build": build}
     )
