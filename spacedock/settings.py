@@ -225,6 +225,9 @@ else:
         # Worker pings and other control messages: else kombu writes them to ./control.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often a worker looks in the queue folder: kombu's default second would add up to a
+        # second to every build's start; a listing of a small folder costs little.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {"builder.tasks.build": {"queue": "builds"}}

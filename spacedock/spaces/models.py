@@ -549,7 +549,8 @@ class Build(models.Model):
 
     def succeed(self, image: str) -> None:
         """building -> succeeded, and the image becomes what the runner should run."""
-        stages.build_succeeded(self, image)
+        if stages.build_succeeded(self, image):
+            notify.poke_on_commit()  # the runner deploys it now, not at its next pass
 
     def fail(self, error: str) -> None:
         """queued or building -> failed; the space says why, with what to do about it."""
