@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from spacedock.hardware.flavours import parse_names, parse_table
+
 
 def envbool(name: str, default: str) -> bool:
     value = os.getenv(name, default).strip().lower()
@@ -137,6 +139,8 @@ INSTALLED_APPS = [
     "spacedock.api",
     "spacedock.health",
     "spacedock.proxy",
+    "spacedock.hardware",
+    "spacedock.buckets",
 ]
 
 MIDDLEWARE = [
@@ -348,3 +352,31 @@ CACHES = {
 MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")
 MIDDLEWARE.append("spacedock.ratelimits.limit_api")
 MIDDLEWARE.insert(1, "spacedock.middleware.content_security_policy")
+
+# Hardware flavours (spacedock/hardware): the operator's table, the flavour a space gets unless
+# it asks for another, and the host's GPUs ("auto": nvidia-smi's, none where it is missing).
+HARDWARE = parse_table(envstr("SPACEDOCK_HARDWARE", ""), RUN_CPUS, RUN_MEMORY_MB)
+HARDWARE_DEFAULT = envstr("SPACEDOCK_HARDWARE_DEFAULT", "cpu-basic")
+if HARDWARE_DEFAULT not in HARDWARE:
+    raise ImproperlyConfigured(
+        f"SPACEDOCK_HARDWARE_DEFAULT={HARDWARE_DEFAULT!r} is not in SPACEDOCK_HARDWARE "
+        f"({', '.join(HARDWARE)})"
+    )
+GPUS = envstr("SPACEDOCK_GPUS", "auto")
+# Who may use which flavour, unless an administrator sets the user's own (accounts.Quota.hardware):
+# empty means every flavour without a GPU. GPUs a user's running spaces may hold at once.
+QUOTA_HARDWARE = parse_names(
+    envstr("SPACEDOCK_QUOTA_HARDWARE", "") or ",".join(n for n, f in HARDWARE.items() if not f.is_gpu),
+    HARDWARE,
+    "SPACEDOCK_QUOTA_HARDWARE",
+)
+QUOTA_GPUS = envint("SPACEDOCK_QUOTA_GPUS", "1")
+# Storage buckets (spacedock/buckets): files under BUCKETS_DIR/<bucket id>, mounted into spaces.
+BUCKETS_DIR = Path(envstr("SPACEDOCK_BUCKETS_DIR", str(DATA_DIR / "buckets")))
+BUCKET_MAX_MB = envint("SPACEDOCK_BUCKET_MAX_MB", "10240")  # a bucket's size, unless an admin sets its own
+QUOTA_BUCKETS = envint("SPACEDOCK_QUOTA_BUCKETS", "5")
+# A `space` volume is another space's files at a commit, written out once under VOLUMES_DIR.
+VOLUMES_DIR = Path(envstr("SPACEDOCK_VOLUMES_DIR", str(DATA_DIR / "volumes")))
+# Where `model` and `dataset` volumes come from: a folder holding <owner>/<name> folders; empty: refused.
+VOLUME_MODELS_DIR = envstr("SPACEDOCK_VOLUME_MODELS_DIR", "")
+VOLUME_DATASETS_DIR = envstr("SPACEDOCK_VOLUME_DATASETS_DIR", "")

@@ -30,6 +30,8 @@ for _quota in (
     "NEVER_SLEEP",
     "PINNED_BUILDS",
     "SDK_VERSIONS",
+    "BUCKETS",
+    "GPUS",
 ):
     os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
 # A screenshot per app that goes live costs Chromium a few seconds; the thumbnail test turns it on.

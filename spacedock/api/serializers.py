@@ -5,6 +5,8 @@ from datetime import UTC
 from django.contrib.auth.models import User
 
 from spacedock.accounts.models import AccessToken
+from spacedock.buckets.serializers import volumes_json
+from spacedock.hardware.models import SpaceHardware
 from spacedock.spaces.models import Build, Space, Variable, trending_points
 
 
@@ -16,10 +18,12 @@ def hub_time(moment) -> str | None:
 
 
 def runtime_json(space: Space) -> dict:
+    hardware = SpaceHardware.of(space)
     return {
         "stage": space.stage,
         "errorMessage": space.stage_message or None,
-        "hardware": {"current": "cpu-basic" if space.container_id else None, "requested": "cpu-basic"},
+        "hardware": {"current": hardware.current_for_api(), "requested": hardware.flavour().name},
+        "volumes": volumes_json(space),
         "storage": None,
         "gcTimeout": space.sleep_time if space.sleep_time >= 0 else None,
         "replicas": {"current": 1 if space.container_id else 0, "requested": 1},
