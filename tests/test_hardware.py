@@ -63,7 +63,7 @@ def test_compact_and_json_tables_and_their_errors():
 
 
 def test_cpu_flavour_spec_has_limits_and_no_device_request(settings):
-    spec = container_resources(settings.HARDWARE["cpu-upgrade"], [])
+    spec = container_resources(settings.HARDWARE["cpu-upgrade"], [], host_cpus=16)
     assert spec.create_kwargs() == {
         "nano_cpus": 8_000_000_000,
         "mem_limit": "32768m",
@@ -191,7 +191,9 @@ def test_settings_page_shows_hardware_suggestion_queue_and_volumes(host_gpus, cl
     SpaceHardware.objects.create(space=space, requested="t4-small")
     Space.objects.filter(pk=space.pk).update(stage_message=place(space).message)
     bucket = Bucket.objects.create(owner=space.owner, name="cache")
-    SpaceVolume.objects.create(space=space, type="bucket", source="ada/cache", mount_path="/data", bucket=bucket)
+    SpaceVolume.objects.create(
+        space=space, type="bucket", source="ada/cache", mount_path="/data", bucket=bucket
+    )
     client.force_login(space.owner)
     page = client.get("/ada/demo/settings").content.decode()
     assert "Runs on <strong>t4-small</strong>: 4 CPUs, 15360 MB, 1 GPU (t4)" in page

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
+from docker.types import Mount
 
 from spacedock.accounts.models import Quota, QuotaExceeded
 from spacedock.buckets import storage
@@ -77,7 +78,9 @@ class Bucket(models.Model):
             raise ValueError(f"{name[:100]!r} is not a valid bucket name: letters, digits, '.', '_', '-'")
         Quota.require(owner, "buckets", owner.buckets.count())
         bucket = cls.objects.create(owner=owner, name=name, visibility="private" if private else "public")
-        bucket.path.mkdir(parents=True, exist_ok=True)
+        # A new bucket starts empty, whatever a database restored from backup left at its id's folder.
+        shutil.rmtree(bucket.path, ignore_errors=True)
+        bucket.path.mkdir(parents=True)
         return bucket
 
     def usage(self) -> tuple[int, int]:
@@ -288,13 +291,14 @@ def export_space(source: Space, revision: str) -> Path:
     return folder
 
 
-def mounts_for(space: Space) -> tuple[list[dict], dict[str, str]]:
+def mounts_for(space: Space) -> tuple[list[Mount], dict[str, str]]:
     """What the runner mounts for `space` and the environment that goes with it.
 
-    Mounts are docker-py's low-level form ({"Target", "Source", "Type": "bind", "ReadOnly"}), so
-    they fit both `docker.types.Mount(**m)` and a Swarm service spec. HF_HOME points into a
+    docker-py's Mount (a dict of the engine's own keys: Target, Source, Type bind, ReadOnly), which
+    containers.create(mounts=...) and a Swarm ContainerSpec both take. HF_HOME points into a
     writable bucket at /data (the Hub's convention), so model downloads land in the bucket and
-    survive restarts, sleeps, rebuilds and rollbacks.
+    survive restarts, sleeps, rebuilds and rollbacks. Bind sources are folders on this host: on
+    several nodes they must be on storage every node mounts at the same path (SPACEDOCK_BUCKETS_DIR).
     """
     mounts, env = [], {}
     for volume in space.volumes.select_related("bucket", "source_space__owner"):
@@ -306,8 +310,7 @@ def mounts_for(space: Space) -> tuple[list[dict], dict[str, str]]:
                 source = source.joinpath(*storage.check_path(volume.path))
         else:
             source = Path(_repo_folder(volume.type, volume.source))
-        mounts.append({"Target": volume.mount_path, "Source": str(source), "Type": "bind",
-                       "ReadOnly": volume.read_only})  # fmt: skip
+        mounts.append(Mount(volume.mount_path, str(source), type="bind", read_only=volume.read_only))
         if volume.type == "bucket" and volume.mount_path == "/data" and not volume.read_only:
             env["HF_HOME"] = "/data/.huggingface"
     return mounts, env

@@ -211,7 +211,14 @@ def resolve(request, namespace: str, name: str, path: str):
         entry = None
     if entry is None:
         return api_error(404, f"{path[:200]} is not in bucket {found.full_name}", code="EntryNotFound")
-    headers = {"ETag": f'"{entry.etag}"', "X-Content-Type-Options": "nosniff"}
+    headers = {
+        "ETag": f'"{entry.etag}"',
+        "X-Content-Type-Options": "nosniff",
+        # get_bucket_file_metadata needs these two to answer (size and hash); the route named answers
+        # 501 with what to do, which is where the client's Xet download stops.
+        "X-Xet-Hash": entry.etag,
+        "X-Xet-Refresh-Route": request.build_absolute_uri(f"/api/buckets/{found.full_name}/xet-read-token"),
+    }
     if request.method == "HEAD":
         response = HttpResponse(status=200, content_type="application/octet-stream")
         response["Content-Length"] = str(entry.size)

@@ -1,5 +1,6 @@
 """What a container of a space on a flavour is given: pure, so the spec can be tested without Docker."""
 
+import os
 from dataclasses import dataclass, field
 
 from docker.types import DeviceRequest
@@ -35,6 +36,7 @@ def container_resources(
     gpu_ids: list[str],
     cpu_override: float | None = None,
     memory_override: int | None = None,
+    host_cpus: int | None = None,
 ) -> Resources:
     """The limits and devices for `flavour`, with exactly the GPUs in `gpu_ids` (from GpuAssignment).
 
@@ -44,7 +46,10 @@ def container_resources(
     """
     if flavour.gpus and len(gpu_ids) != flavour.gpus:
         raise ValueError(f"{flavour.name} needs {flavour.gpus} GPU(s), {len(gpu_ids)} assigned")
-    cpus = cpu_override or flavour.cpus
+    # Docker refuses a CPU limit above the engine's cores ("Range of CPUs is from 0.01 to 2.00"):
+    # a flavour bigger than this host gets the whole host. host_cpus: the engine's (docker info's
+    # NCPU) where it is not this machine.
+    cpus = min(cpu_override or flavour.cpus, host_cpus or os.cpu_count() or 1)
     memory = memory_override or flavour.memory_mb
     env = {"SPACE_HARDWARE": flavour.name}
     requests = []
