@@ -209,6 +209,9 @@ def test_volumes_hardware_and_the_runtime(live, alice, token_for, make_repo):
     with pytest.raises(HfHubHTTPError) as other:
         HfApi(endpoint=live.url, token=token_for("bob")).request_space_hardware("alice/hello", "cpu-upgrade")
     assert other.value.response.status_code in (403, 404)
+    with pytest.raises(HfHubHTTPError) as short:
+        alice.request_space_hardware("alice/hello", "cpu-basic", sleep_time=5)
+    assert "from 60 to" in str(short.value)  # and the flavour did not change either:
     assert alice.get_space_runtime("alice/hello").requested_hardware == "cpu-upgrade"
 
     alice.delete_space_volumes("alice/hello")

@@ -2,7 +2,7 @@
 
 from django.http import JsonResponse
 
-from spacedock.api.protocol import api_error, json_body
+from spacedock.api.protocol import ApiError, json_body
 from spacedock.api.serializers import runtime_json
 from spacedock.api.views_runtime import owner_action
 from spacedock.hardware.models import SpaceHardware, UnknownFlavour
@@ -11,15 +11,13 @@ from spacedock.spaces.models import Space
 
 @owner_action
 def request_hardware(request, space: Space):
+    """Raises rather than answers on an error: owner_action's transaction then keeps neither change."""
     data = json_body(request)
     try:
         SpaceHardware.request(space, data.get("flavor"), space.owner)
-    except UnknownFlavour as exc:
-        return api_error(400, str(exc))
-    if "sleepTimeSeconds" in data and data["sleepTimeSeconds"] is not None:
-        try:
+        if data.get("sleepTimeSeconds") is not None:
             space.set_sleep_time(data["sleepTimeSeconds"])
-        except ValueError as exc:
-            return api_error(400, str(exc))
+    except (UnknownFlavour, ValueError) as exc:
+        raise ApiError(400, str(exc)) from None
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))

@@ -153,8 +153,9 @@ class SpaceVolume(models.Model):
     read_only = models.BooleanField(default=False)
     path = models.CharField(max_length=1024, blank=True)
     revision = models.CharField(max_length=100, blank=True)
-    # The row a bucket or space volume names; PROTECT so no delete path skips Bucket.delete's check.
-    bucket = models.ForeignKey(Bucket, models.PROTECT, null=True, blank=True, related_name="volumes")
+    # The row a bucket volume names. RESTRICT: no delete of the bucket alone skips Bucket.delete's
+    # check, while deleting a user takes their spaces and the buckets those spaces mount together.
+    bucket = models.ForeignKey(Bucket, models.RESTRICT, null=True, blank=True, related_name="volumes")
     source_space = models.ForeignKey(Space, models.CASCADE, null=True, blank=True, related_name="mounted_by")
 
     class Meta:
@@ -302,6 +303,13 @@ def mounts_for(space: Space) -> tuple[list[Mount], dict[str, str]]:
     """
     mounts, env = [], {}
     for volume in space.volumes.select_related("bucket", "source_space__owner"):
+        # Asked again at each start: the bucket or space may have turned private since it was mounted.
+        if volume.bucket and not volume.bucket.can_read(space.owner):
+            raise ValueError(f"Bucket {volume.source} is no longer readable by {space.owner.username}")
+        if volume.bucket and not volume.read_only and not volume.bucket.can_write(space.owner):
+            raise ValueError(f"Bucket {volume.source} is not {space.owner.username}'s: mount it read-only")
+        if volume.source_space and not volume.source_space.can_read(space.owner):
+            raise ValueError(f"Space {volume.source} is no longer readable by {space.owner.username}")
         if volume.type == "bucket":
             source = volume.bucket.prepare_mount(volume.path)
         elif volume.type == "space":
