@@ -200,3 +200,30 @@ def test_settings_page_shows_hardware_suggestion_queue_and_volumes(host_gpus, cl
     assert "The README suggests <strong>a10g-small</strong>" in page
     assert "Queued for hardware: t4-small needs 1 GPU(s) (t4) and this machine has none" in page
     assert "<code>/data</code>" in page and "ada/cache" in page and "read-write" in page
+
+
+@pytest.mark.parametrize(
+    "env, says",
+    [
+        (
+            {"SPACEDOCK_HARDWARE": "cpu-basic:2"},
+            "SPACEDOCK_HARDWARE: 'cpu-basic:2' is not name:cpus:memory_mb",
+        ),
+        (
+            {"SPACEDOCK_HARDWARE_DEFAULT": "h100"},
+            "SPACEDOCK_HARDWARE_DEFAULT='h100' is not in SPACEDOCK_HARDWARE",
+        ),
+        ({"SPACEDOCK_QUOTA_HARDWARE": "cpu-basic,h100"}, "SPACEDOCK_QUOTA_HARDWARE: 'h100' is not a flavour"),
+    ],
+)
+def test_a_bad_hardware_setting_stops_the_start_naming_it(env, says):
+    import os
+    import subprocess
+    import sys
+
+    started = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert started.returncode != 0 and says in started.stderr
