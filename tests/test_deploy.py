@@ -175,7 +175,8 @@ def test_make_up_processes_run_natively(tmp_path):
         )  # fmt: skip
     try:
         answer = wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz"), 90, "make up's web")
-        assert answer.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+        checks = answer.json()["checks"]
+        assert answer.json()["status"] == "ok" and checks["database"] == checks["broker"] == "ok"
 
         def worker_answers():
             check = subprocess.run(

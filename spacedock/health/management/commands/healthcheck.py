@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 "broker": checks.broker,
                 "worker": lambda: checks.worker(timeout),
             },
-            "runner": {"database": checks.database, "runner": checks.runner},
+            "runner": {"database": checks.database, "runner": checks.runner, "firewall": checks.firewall},
         }
         if process == "all":
             selected = {k: v for group in wanted.values() for k, v in group.items()}
