@@ -32,6 +32,9 @@ for _quota in (
     "SDK_VERSIONS",
 ):
     os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
+# The suite's own process talks to the engines directly; its build worker goes through the Docker
+# proxy, as in production (tests/conftest.py's worker fixture).
+os.environ.setdefault("SPACEDOCK_DOCKER_PROXY", "false")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403

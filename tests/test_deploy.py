@@ -17,7 +17,7 @@ from django.conf import settings
 
 from tests.conftest import ROOT, free_port, wait_until
 
-PLATFORM = {"web", "worker", "beat", "runner", "caddy", "registry"}
+PLATFORM = {"web", "worker", "beat", "runner", "caddy", "registry", "docker-proxy"}
 
 
 def compose_config() -> dict:
@@ -32,7 +32,7 @@ def compose_config() -> dict:
     return yaml.safe_load(result.stdout)
 
 
-def test_compose_file_validates_and_keeps_the_docker_socket_to_worker_and_runner():
+def test_compose_file_validates_and_keeps_the_docker_socket_to_runner_and_docker_proxy():
     services = compose_config()["services"]
     assert set(services) == PLATFORM | {"postgres", "redis"}
     for name, service in services.items():
@@ -41,12 +41,15 @@ def test_compose_file_validates_and_keeps_the_docker_socket_to_worker_and_runner
             v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service.get("volumes", [])
         ]
         has_socket = any("docker.sock" in m for m in mounts)
-        assert has_socket == (name in ("worker", "runner")), name
+        assert has_socket == (name in ("runner", "docker-proxy")), name
         if name != "beat":
             assert service["healthcheck"]["test"], name
     for name in ("web", "worker", "runner"):
         assert "healthcheck" in " ".join(services[name]["healthcheck"]["test"])
     assert services["web"]["user"] == "spacedock"
+    # The worker parses tenants' repositories: not root, no socket, the proxy's in the data volume.
+    assert services["worker"]["user"] == "spacedock"
+    assert services["docker-proxy"]["environment"]["SPACEDOCK_DOCKER_PROXY_GROUP"] == "spacedock"
     assert services["web"]["environment"]["SPACEDOCK_DATA_DIR"] == "/var/lib/spacedock/data"
     assert "spacedock-data:/var/lib/spacedock/data" in " ".join(
         v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in services["worker"]["volumes"]

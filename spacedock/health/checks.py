@@ -47,6 +47,20 @@ def runner(max_age: float = 60.0) -> str:
     return f"ok ({age:.0f} s ago)"
 
 
+def docker_proxy() -> str:
+    """Both of the Docker proxy's sockets answer a ping, each from its engine."""
+    import docker
+
+    for engine in ("build", "runtime"):
+        path = Path(settings.DOCKER_PROXY_DIR) / f"{engine}.sock"
+        client = docker.DockerClient(base_url=f"unix://{path}", version="1.41", timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    return "ok"
+
+
 def firewall() -> str:
     """How the runner's firewall for spaces stands, as the runner last said (runner/firewall.py).
     Not installed: failing, with what to fix; the runner starts no space meanwhile."""
