@@ -249,6 +249,9 @@ IMAGES_KEPT = envint("SPACEDOCK_IMAGES_KEPT", "3")  # successful builds' images 
 BUILD_CA_BUNDLE = envstr("SPACEDOCK_BUILD_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 PIP_INDEX_URL = envstr("SPACEDOCK_PIP_INDEX_URL", "")
 PIP_EXTRA_INDEX_URL = envstr("SPACEDOCK_PIP_EXTRA_INDEX_URL", "")
+# A space's build installs its requirements with the index above but without its user and
+# password (a requirement's setup.py could read them); true gives them the credentials too.
+PIP_CREDENTIALS_IN_SPACE_BUILDS = envbool("SPACEDOCK_PIP_CREDENTIALS_IN_SPACE_BUILDS", "false")
 # Tenants' builds run on an engine of their own (deploy/build-engine.sh): its own image store,
 # network namespace and limits. Images reach the engine that runs spaces through the registry.
 BUILD_DOCKER_HOST = envstr("SPACEDOCK_BUILD_DOCKER_HOST", "unix:///run/spacedock-build/docker.sock")
