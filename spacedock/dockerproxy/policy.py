@@ -89,18 +89,21 @@ def check_session(request: Request, engine: str, inspect) -> None:
 def check_tag(request: Request, engine: str, inspect) -> None:
     if not _one(request, "repo").startswith(_registry_name(engine)):
         raise Refused(f"a tag outside {_registry_name(engine)} (only the registry's names of this instance)")
-    check_ours(request, engine, inspect)
+    _ours(request.path.removeprefix("/images/").removesuffix("/tag"), inspect)
 
 
 def check_ours(request: Request, engine: str, inspect) -> None:
-    name = request.path.split("/images/", 1)[1].removesuffix("/tag")
+    _ours(request.path.removeprefix("/images/"), inspect)
+
+
+def _ours(name: str, inspect) -> None:
     labels = inspect(name)
     if labels is not None and labels.get(LABEL_INSTANCE) != settings.INSTANCE:
         raise Refused(f"touching {name}: it is not this instance's image")
 
 
 def check_push(request: Request, engine: str, inspect) -> None:
-    name = request.path.split("/images/", 1)[1].removesuffix("/push")
+    name = request.path.removeprefix("/images/").removesuffix("/push")
     if not name.startswith(_registry_name("build")):
         raise Refused(f"a push of {name} (only to {_registry_name('build')})")
 

@@ -175,3 +175,36 @@ def test_the_proxys_health_check_pings_both_engines_through_it(docker_proxy):
         cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0 and "docker-proxy: ok" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.fast
+def test_the_policy_reads_each_request_as_the_engine_would(settings):
+    from spacedock.dockerproxy import policy
+
+    labels = {"ours": {LABEL_INSTANCE: settings.INSTANCE}, "ours/tag": {}, "base": {}}
+
+    def verdict(method: str, target: str, engine: str = "runtime", **headers: str) -> str:
+        try:
+            request = policy.parse_target(method, target, headers)
+            policy.check(request, engine, lambda name: labels.get(name))
+            return "ok"
+        except policy.Refused as exc:
+            return str(exc)
+
+    registry = f"{settings.REGISTRY}/{settings.INSTANCE}/a"
+    assert verdict("DELETE", "/v1.41/images/ours") == "ok"
+    assert "not this instance's" in verdict("DELETE", "/v1.41/images/ours/tag")  # not "ours"
+    assert verdict("POST", f"/v1.41/images/ours/tag?repo={registry}&tag=1") == "ok"
+    assert "a tag outside" in verdict("POST", "/v1.41/images/ours/tag?repo=spacedock/platform&tag=latest")
+    assert "given 2 times" in verdict("POST", f"/images/ours/tag?repo={registry}&repo=spacedock/platform")
+    assert verdict("POST", f"/images/create?fromImage={registry}&tag=sha256:ab") == "ok"
+    assert "outside" in verdict("POST", f"/images/create?fromImage={registry}&fromSrc=http://x/rootfs.tar")
+    assert verdict("POST", "/v1.41/build?networkmode=default&cgroupparent=&ulimits=null", "build") == "ok"
+    assert "cgroup" in verdict("POST", "/v1.41/build?cgroupparent=%2F", "build")
+    assert "ulimits" in verdict("POST", "/v1.41/build?ulimits=%5B%7B%7D%5D", "build")
+    assert "/build" in verdict("POST", "/v1.41/build")  # not on the runtime engine
+    assert "h2c" in verdict("POST", "/session", "build")
+    assert verdict("POST", "/session", "build", upgrade="h2c") == "ok"
+    assert "/grpc" in verdict("POST", "/grpc", "build", upgrade="h2c")
+    assert "malformed" in verdict("GET", "/images/..%2Fcontainers%2Fx/json")
+    assert "/containers/x/start" in verdict("POST", "/v1.41/containers/x/start")
