@@ -207,7 +207,9 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
             else:
                 build_args[variable.key] = variable.value
         build_args.update(hub_env)
-    build_args[CACHE_NAMESPACE_ARG] = cache_namespace(f"space-{space.pk}")
+    # The creation time too: a database restored or reset (the suite's, each run) hands out the same
+    # ids again, and with the same secret key a new space would see an old one's cache.
+    build_args[CACHE_NAMESPACE_ARG] = cache_namespace(f"space-{space.pk}-{space.created:%Y%m%d%H%M%S%f}")
 
     buildlog.write(f"==> docker build ({config.sdk} sdk, on {platform.machine()})")
     tag = image_tag(space, sha)
