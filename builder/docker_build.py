@@ -44,23 +44,39 @@ class BuildStopped(BuildError):
     """The build was stopped on purpose: cancelled, or past its time limit."""
 
 
+def engine_url(engine: str) -> str:
+    """Where the worker reaches an engine ("build" or "runtime"): the Docker proxy's socket for it
+    (SPACEDOCK_DOCKER_PROXY), or the engine itself."""
+    if settings.DOCKER_PROXY:
+        return f"unix://{settings.DOCKER_PROXY_DIR / f'{engine}.sock'}"
+    if engine == "build":
+        return settings.BUILD_DOCKER_HOST
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _unreachable(engine: str, exc: Exception) -> BuildError:
+    how = (
+        "The operator runs `manage.py docker_proxy` beside the worker (make up does)"
+        if settings.DOCKER_PROXY
+        else "The operator starts it with deploy/build-engine.sh (make up does)"
+    )
+    return BuildError(f"The {engine} engine does not answer at {engine_url(engine)} ({exc}). {how}.")
+
+
 def client() -> docker.DockerClient:
     """The build engine."""
     try:
-        return docker.DockerClient(base_url=settings.BUILD_DOCKER_HOST, timeout=120)
+        return docker.DockerClient(base_url=engine_url("build"), timeout=120)
     except docker.errors.DockerException as exc:
-        raise BuildError(
-            f"The build engine does not answer at {settings.BUILD_DOCKER_HOST} ({exc}). "
-            "The operator starts it with deploy/build-engine.sh (make up does)."
-        ) from None
+        raise _unreachable("build", exc) from None
 
 
 def runtime_client() -> docker.DockerClient:
     """The engine that runs the spaces."""
     try:
-        return docker.from_env(timeout=120)
+        return docker.DockerClient(base_url=engine_url("runtime"), timeout=120)
     except docker.errors.DockerException as exc:
-        raise BuildError(f"The Docker engine does not answer: {exc}") from None
+        raise _unreachable("runtime", exc) from None
 
 
 def docker_cli() -> str:
@@ -159,7 +175,7 @@ def build(
         **os.environ,
         "DOCKER_BUILDKIT": "1",
         "BUILDKIT_PROGRESS": "plain",
-        "DOCKER_HOST": settings.BUILD_DOCKER_HOST,
+        "DOCKER_HOST": engine_url("build"),
         # No credentials: a tenant's FROM cannot pull from the registry, nor from anywhere as us.
         "DOCKER_CONFIG": str(_empty_docker_config()),
     }

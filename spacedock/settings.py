@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "spacedock.proxy",
     "spacedock.hardware",
     "spacedock.buckets",
+    "spacedock.dockerproxy",
 ]
 
 MIDDLEWARE = [
@@ -259,6 +260,9 @@ IMAGES_KEPT = envint("SPACEDOCK_IMAGES_KEPT", "3")  # successful builds' images 
 BUILD_CA_BUNDLE = envstr("SPACEDOCK_BUILD_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 PIP_INDEX_URL = envstr("SPACEDOCK_PIP_INDEX_URL", "")
 PIP_EXTRA_INDEX_URL = envstr("SPACEDOCK_PIP_EXTRA_INDEX_URL", "")
+# A space's build installs its requirements with the index above but without its user and
+# password (a requirement's setup.py could read them); true gives them the credentials too.
+PIP_CREDENTIALS_IN_SPACE_BUILDS = envbool("SPACEDOCK_PIP_CREDENTIALS_IN_SPACE_BUILDS", "false")
 # Tenants' builds run on an engine of their own (deploy/build-engine.sh): its own image store,
 # network namespace and limits. Images reach the engine that runs spaces through the registry.
 BUILD_DOCKER_HOST = envstr("SPACEDOCK_BUILD_DOCKER_HOST", "unix:///run/spacedock-build/docker.sock")
@@ -270,6 +274,17 @@ REGISTRY_USER = envstr("SPACEDOCK_REGISTRY_USER", "spacedock")
 
 # Unset: the one deploy/registry.sh made, read from <data>/registry/password when the worker needs it.
 REGISTRY_PASSWORD = envstr("SPACEDOCK_REGISTRY_PASSWORD", "")
+# The build worker reaches both engines only through `manage.py docker_proxy` (spacedock/dockerproxy),
+# which passes on the calls builds need and nothing else: a worker that tenant input took over
+# cannot start a privileged container. The proxy serves <DOCKER_PROXY_DIR>/{build,runtime}.sock.
+DOCKER_PROXY = envbool("SPACEDOCK_DOCKER_PROXY", "true")
+DOCKER_PROXY_DIR = Path(envstr("SPACEDOCK_DOCKER_PROXY_DIR", str(DATA_DIR / "run" / "docker-proxy")))
+# The worker's group, given the sockets (mode 0660) when the proxy runs as another user (root).
+DOCKER_PROXY_GROUP = envstr("SPACEDOCK_DOCKER_PROXY_GROUP", "")
+# The proxy's way to the engine that runs spaces (the build engine's is SPACEDOCK_BUILD_DOCKER_HOST).
+DOCKER_PROXY_RUNTIME_ENGINE = envstr(
+    "SPACEDOCK_DOCKER_PROXY_RUNTIME_ENGINE", os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+)
 
 LOGGING = {
     "version": 1,
