@@ -76,7 +76,7 @@ def build(build_id: int) -> None:
 
 
 @shared_task(name="builder.tasks.capture_live_app", time_limit=120)
-def capture_live_app(build_id: int) -> None:
+def capture_live_app(build_id: int, picture: bool = True) -> None:
     """What a public build that has just gone live shows: the gallery card's picture, and the
     script its Gradio page loads, which an embedded <gradio-app> loads from the app too."""
     build = Build.objects.select_related("space").filter(pk=build_id).first()
@@ -88,7 +88,7 @@ def capture_live_app(build_id: int) -> None:
     if not build.web_component_js and build.space_config().sdk == "gradio":
         if script := thumbnails.gradio_script(space.url):
             Build.objects.filter(pk=build.pk).update(web_component_js=script)
-    if build.thumbnail_taken is None and thumbnails.enabled():
+    if picture and build.thumbnail_taken is None:  # the web side decided (settings.THUMBNAILS)
         if thumbnails.capture(space.url, thumbnails.path_for(build.pk)):
             Build.objects.filter(pk=build.pk).update(thumbnail_taken=timezone.now())
 

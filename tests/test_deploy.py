@@ -156,6 +156,8 @@ def test_make_up_processes_run_natively(tmp_path):
     env.update(
         SPACEDOCK_DATA_DIR=str(tmp_path / "data"),
         SPACEDOCK_PORT=str(port),
+        # Free, not the default port + 1, which another process on a busy machine may hold.
+        SPACEDOCK_WEB_PORT=str(free_port()),
         SPACEDOCK_INSTANCE=settings.INSTANCE,
         # A registry of its own: the suite's already listens at the address the suite set.
         SPACEDOCK_REGISTRY=f"127.0.0.1:{free_port()}",

@@ -525,7 +525,8 @@ class Build(models.Model):
         wanted_picture = self.thumbnail_taken is None and thumbnails.enabled()
         wanted_script = not self.web_component_js and self.space_config().sdk == "gradio"
         if wanted_picture or wanted_script:
-            transaction.on_commit(lambda: celery_app.send_task(CAPTURE_TASK, args=[self.pk]))
+            args = [self.pk, wanted_picture]
+            transaction.on_commit(lambda: celery_app.send_task(CAPTURE_TASK, args=args))
 
     @property
     def duration(self) -> float | None:

@@ -48,6 +48,9 @@ def capture(url: str, dest: Path, timeout: float = 60) -> bool:
         except subprocess.TimeoutExpired:
             log.warning("thumbnail of %s: Chromium took over %s s", url, timeout)
             return False
+        except OSError as exc:  # this worker has no Chromium (SPACEDOCK_THUMBNAIL_CHROMIUM)
+            log.warning("thumbnail of %s: %s", url, exc)
+            return False
         if not shot.exists() or shot.stat().st_size == 0:
             log.warning("thumbnail of %s: Chromium wrote no picture", url)
             return False
