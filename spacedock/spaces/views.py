@@ -79,7 +79,14 @@ def readme_html(space: Space) -> str:
 def page_context(request, space: Space, tab: str) -> dict:
     user = request.user
     liked = user.is_authenticated and space.like_set.filter(user=user).exists()
-    return {"space": space, "tab": tab, "liked": liked, "can_write": space.can_write(user)}
+    return {
+        "space": space,
+        "tab": tab,
+        "liked": liked,
+        "can_write": space.can_write(user),
+        # Signed for a private space's reader, so that "Open app" gets past the proxy's check.
+        "app_url": space_embed_url(space, user),
+    }
 
 
 @space_reader
