@@ -21,6 +21,7 @@ urlpatterns = [
     path(f"{space}/embed", views.space_embed_code, name="space_embed"),
     path(f"{space}/like", views.like, name="space_like"),
     path(f"{space}/pin", views.pin, name="space_pin"),
+    path(f"{space}/duplicate", views.duplicate, name="space_duplicate"),
     path(f"{space}/settings", views_settings.settings_page, name="space_settings"),
     path(f"{space}/settings/variable", views_settings.set_variable, name="space_set_variable"),
     path(f"{space}/settings/variable/delete", views_settings.delete_variable, name="space_delete_variable"),

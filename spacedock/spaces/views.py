@@ -7,7 +7,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.db import IntegrityError
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
@@ -223,9 +224,41 @@ def like(request, owner: str, name: str):
     if not request.user.is_authenticated:
         return redirect(f"/login?next=/{owner}/{name}")
     space = readable_space(request, owner, name)
-    if not space.like(request.user):
-        space.unlike(request.user)
+    liked = space.like(request.user) or not space.unlike(request.user)
+    if "application/json" in request.headers.get("Accept", ""):
+        # The page's script: the count changes in place, and the visitor's input in the app stays.
+        space.refresh_from_db(fields=["likes"])
+        return JsonResponse({"liked": liked, "likes": space.likes})
     return redirect("space", owner=owner, name=name)
+
+
+@login_required
+@space_reader
+def duplicate(request, space: Space):
+    """The Hub's Duplicate this Space: the whole history and public variables into the visitor's namespace."""
+    name = request.POST.get("name", space.name).strip()
+    visibility = request.POST.get("visibility", space.visibility)
+    error = ""
+    if request.method == "POST":
+        if not valid_name(name):
+            error = "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
+        elif visibility not in ("public", "private"):
+            error = "Visibility is public or private."
+        elif Space.objects.filter(owner=request.user, name=name).exists():
+            error = f"You already have a space named {name}."
+        else:
+            try:
+                copy = space.duplicate(request.user, name, private=visibility == "private")
+            except (QuotaExceeded, ValueError) as exc:
+                error = str(exc)
+            except IntegrityError:
+                error = f"You already have a space named {name}."
+            else:
+                messages.success(request, f"Duplicated {space.full_name}: it builds now.")
+                return redirect("space", owner=request.user.username, name=copy.name)
+    context = page_context(request, space, "")
+    context.update(name=name, visibility=visibility, error=error)
+    return render(request, "spaces/duplicate.html", context)
 
 
 @xframe_options_exempt

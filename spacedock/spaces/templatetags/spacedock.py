@@ -43,3 +43,8 @@ def stage_class(space) -> str:
 @register.simple_tag
 def stage_words_map() -> dict[str, str]:
     return STAGE_WORDS
+
+
+@register.filter
+def first_line(text: str) -> str:
+    return (text or "").strip().split("\n", 1)[0][:300]
