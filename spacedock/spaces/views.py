@@ -17,6 +17,7 @@ from spacedock.accounts.models import QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
+from spacedock.spaces import gradio_api
 from spacedock.spaces.access import readable_space, space_owner, space_reader
 from spacedock.spaces.embed import embed_snippets, pinned_app_url, pinned_embed_page, space_embed_url
 from spacedock.spaces.gallery import SORTS, filter_spaces
@@ -164,7 +165,14 @@ def space_logs(request, space: Space):
 
 @space_reader
 def space_api(request, space: Space):
-    return render(request, "spaces/api.html", page_context(request, space, "api"))
+    context = page_context(request, space, "api")
+    endpoints = gradio_api.app_endpoints(space)
+    context.update(
+        endpoints=gradio_api.fill(endpoints, space) if endpoints else None,
+        site_url=settings.SITE_URL,
+        spaces_domain=settings.SPACES_DOMAIN,
+    )
+    return render(request, "spaces/api.html", context)
 
 
 @space_reader
