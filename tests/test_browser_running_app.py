@@ -50,6 +50,11 @@ def test_visitor_uses_the_running_app_in_the_iframe(running_space, page, tmp_pat
     frame.locator("textarea").first.fill("Ada")
     frame.locator("button:has-text('Submit')").click()
     expect(frame.locator("textarea").nth(1)).to_have_value("Hello, Ada!", timeout=30_000)
+    # The frame is as tall as the app, as Gradio's iframe-resizer child reports it, not 75 % of the window.
+    expect(page.locator("iframe#app")).to_have_attribute("data-sized", "content")
+    box = page.locator("iframe#app").bounding_box()
+    content = frame.locator("body").evaluate("b => b.offsetHeight")
+    assert abs(box["height"] - max(content, 320)) < 40, (box, content)
     screenshot(page, "space-running-desktop")
 
     # A like changes the count in place: what the visitor typed into the app stays.
@@ -70,6 +75,13 @@ def test_visitor_uses_the_running_app_in_the_iframe(running_space, page, tmp_pat
     page.click("#lang-tabs >> text=cURL")
     expect(section.locator("pre.lang-curl")).to_be_visible()
     expect(section.locator("pre.lang-python")).to_be_hidden()
+    curl = subprocess.run(
+        ["bash", "-c", section.locator("pre.lang-curl").inner_text()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Hello, Hello!!!" in curl.stdout, (curl.stdout, curl.stderr)
     screenshot(page, "space-api-desktop")
     # This machine's Python does not resolve *.localhost; the page says to add the host to
     # /etc/hosts, which a sitecustomize stands in for here, so the suite leaves /etc alone.

@@ -125,7 +125,7 @@ def fill(endpoints: list[dict], space: Space) -> list[dict]:
     """The snippets with this space's name and address."""
     for endpoint in endpoints:
         endpoint["snippets"] = {
-            lang: text.replace("{space}", space.full_name).replace("{url}", space.url)
+            lang: text.replace("{space}", space.full_name).replace("{url}", space.url.rstrip("/"))
             for lang, text in endpoint["snippets"].items()
         }
     return endpoints
