@@ -162,3 +162,18 @@ def test_signup_with_a_taken_name_is_a_form_error(ada, client):
         "/signup", {"username": "ada", "password1": "a-long-password-9", "password2": "a-long-password-9"}
     )
     assert answer.status_code == 200 and "already exists" in answer.content.decode()
+
+
+def test_space_page_shows_tags_license_and_sdk(ada, client):
+    Space.create(ada, "tagged", sdk="gradio", sdk_version="5.9.1", license="mit", tags=["nlp", "demo"])
+    meta = client.get("/ada/tagged").content.decode().split('id="space-meta"')[1].split("</div>")[0]
+    assert "gradio 5.9.1" in meta and "⚖️ mit" in meta and 'href="/?tag=nlp"' in meta
+
+
+def test_wake_page_in_the_app_frame_has_no_second_header(ada):
+    space = Space.create(ada, "sleepy", stage="SLEEPING")
+    html = render_to_string(
+        "proxy/wake.html", {"space": space, "state": {"stage": "SLEEPING", "starting": True, "message": ""}}
+    )
+    assert 'class="top"' not in html and 'class="badge' not in html
+    assert "Sleeping: this space is waking up" in html
