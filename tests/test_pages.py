@@ -177,3 +177,27 @@ def test_wake_page_in_the_app_frame_has_no_second_header(ada):
     )
     assert 'class="top"' not in html and 'class="badge' not in html
     assert "Sleeping: this space is waking up" in html
+
+
+def test_new_space_form_sets_what_the_hub_form_sets(ada, ada_client):
+    page = ada_client.get("/new").content.decode()
+    for field in (
+        'name="title"',
+        'name="emoji"',
+        'name="color_from"',
+        'name="sdk" value="docker"',
+        'id="hardware"',
+    ):
+        assert field in page
+    made = ada_client.post(
+        "/new",
+        {"name": "card", "title": "My card", "emoji": "🦜", "color_from": "pink", "color_to": "purple",
+         "sdk": "static", "visibility": "public"},
+    )  # fmt: skip
+    assert made.status_code == 302
+    space = Space.objects.get(name="card")
+    assert (space.title, space.emoji, space.color_from, space.color_to, space.sdk) == (
+        "My card", "🦜", "pink", "purple", "static"
+    )  # fmt: skip
+    bad = ada_client.post("/new", {"name": "x", "color_from": "chartreuse"})
+    assert "Colours are" in bad.content.decode() and not Space.objects.filter(name="x").exists()

@@ -203,28 +203,50 @@ def pin(request, space: Space):
     return redirect("space_embed", owner=space.owner.username, name=space.name)
 
 
+NEW_SPACE_DEFAULTS = {"title": "", "emoji": "🚀", "color_from": "blue", "color_to": "indigo", "sdk": "gradio"}
+
+
+def _new_space_problem(form: dict) -> str:
+    if not valid_name(form["name"]):
+        return "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
+    if form["visibility"] not in ("public", "private"):
+        return "Visibility is public or private."
+    if form["sdk"] not in spaceconfig.SDKS:
+        return f"The SDK is one of {', '.join(spaceconfig.SDKS)}."
+    if form["color_from"] not in spaceconfig.COLORS or form["color_to"] not in spaceconfig.COLORS:
+        return f"Colours are {', '.join(spaceconfig.COLORS)}."
+    if len(form["title"]) > 200 or not 0 < len(form["emoji"]) <= 8:
+        return "A title has at most 200 characters, and the emoji is one emoji."
+    return ""
+
+
 @login_required
 def new_space(request):
-    """An empty space to push to; a first push to a new name does the same."""
-    name = request.POST.get("name", "").strip()
-    visibility = request.POST.get("visibility", "public")
+    """The Hub's new-space form: an empty space to push to, with its card's look until the first
+    push's README sets it; a first push to a new name does the same with the defaults."""
+    form = {key: request.POST.get(key, default).strip() for key, default in NEW_SPACE_DEFAULTS.items()}
+    form.update(
+        name=request.POST.get("name", "").strip(), visibility=request.POST.get("visibility", "public")
+    )
+    name, visibility = form["name"], form["visibility"]
     error = ""
     if request.method == "POST":
-        if not valid_name(name):
-            error = "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
-        elif visibility not in ("public", "private"):
-            error = "Visibility is public or private."
+        if problem := _new_space_problem(form):
+            error = problem
         elif Space.objects.filter(owner=request.user, name=name).exists():
             error = f"You already have a space named {name}."
         else:
+            fields = {key: form[key] for key in NEW_SPACE_DEFAULTS}
+            fields["title"] = fields["title"] or name
             try:
-                space = Space.create(request.user, name, visibility=visibility, title=name)
+                space = Space.create(request.user, name, visibility=visibility, **fields)
             except QuotaExceeded as exc:
                 error = str(exc)
             else:
                 messages.success(request, "Space created. Push your app to it to build it.")
                 return redirect("space", owner=request.user.username, name=space.name)
-    return render(request, "spaces/new.html", {"name": name, "visibility": visibility, "error": error})
+    context = {**form, "error": error, "sdks": spaceconfig.SDKS, "colors": spaceconfig.COLORS}
+    return render(request, "spaces/new.html", context)
 
 
 @require_POST
