@@ -64,6 +64,11 @@ def test_visitor_finds_a_space_by_search_and_opens_it(gallery, page, browser):
     expect(page.locator("#files")).to_contain_text("app.py")
     page.click("#files >> text=app.py")
     expect(page.locator("#blob")).to_contain_text("gr.Interface(greet")
+    expect(page.locator("#blob.highlighted span").first).to_be_visible()  # Pygments coloured it
+    page.click("#history")
+    expect(page.locator("#commits tr")).to_have_count(1)
+    head = Space.objects.get(name="hello").head_sha
+    expect(page.locator("#commits")).to_contain_text(head[:7])
 
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
     phone.goto(gallery.url)

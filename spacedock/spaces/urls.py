@@ -15,6 +15,7 @@ urlpatterns = [
     path(f"spaces/{space}", RedirectView.as_view(pattern_name="space", permanent=False)),
     path(space, views.space_page, name="space"),
     path(f"{space}/files", views.space_files, name="space_files"),
+    path(f"{space}/commits", views.space_commits, name="space_commits"),
     path(f"{space}/files/<path:path>", views.space_files, name="space_file"),
     path(f"{space}/logs", views.space_logs, name="space_logs"),
     path(f"{space}/api", views.space_api, name="space_api"),

@@ -3,6 +3,10 @@
 import git
 import markdown
 import nh3
+import pygments
+import pygments.formatters
+import pygments.lexers
+import pygments.util
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,6 +18,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
 from spacedock.accounts.models import QuotaExceeded
+from spacedock.gitserver import commits
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
@@ -26,6 +31,7 @@ from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 96
 BLOB_LIMIT = 512 * 1024
+HIGHLIGHT_LIMIT = 200 * 1024
 ALLOW = "camera; microphone; clipboard-read; clipboard-write; fullscreen; display-capture; autoplay"
 
 
@@ -138,7 +144,29 @@ def space_files(request, space: Space, path: str = ""):
         context["binary"] = True
     else:
         context["text"] = data.decode("utf-8", "replace")
+        context["highlighted"] = highlight_source(path, context["text"])
     return render(request, "spaces/files.html", context)
+
+
+def highlight_source(path: str, text: str) -> str:
+    """The file as highlighted HTML (Pygments escapes it; inline styles, as the CSP allows), or ""
+    when no lexer knows the file's name, or it is too long to colour on a page view."""
+    if len(text) > HIGHLIGHT_LIMIT:
+        return ""
+    try:
+        lexer = pygments.lexers.get_lexer_for_filename(path.rsplit("/", 1)[-1], stripnl=False)
+    except pygments.util.ClassNotFound:
+        return ""
+    formatter = pygments.formatters.HtmlFormatter(noclasses=True, style="github-dark", nowrap=True)
+    return pygments.highlight(text, lexer, formatter)
+
+
+@space_reader
+def space_commits(request, space: Space):
+    """The history of the default branch, newest first: the Hub's "History" of a space's files."""
+    context = page_context(request, space, "files")
+    context["commits"] = commits.history(space.repo_path, space.head_sha, count=100) if space.head_sha else []
+    return render(request, "spaces/commits.html", context)
 
 
 def _blob_size(space: Space, path: str) -> int:
