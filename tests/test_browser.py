@@ -164,13 +164,14 @@ def test_pages_a_hub_user_expects_on_desktop_and_phone(gallery, browser):
         head_sha="c" * 40,
         stage_message="Build failed.\nERROR: No matching distribution found for torchh==9.9",
     )
-    Space.create(ada, "vault", visibility="private", title="Vault")
+    Space.create(ada, "vault", visibility="private", title="Vault", stage="SLEEPING")
 
     page.goto(url)
     expect(page.locator(".card[data-space='cy/tiny-gan'] .badge")).to_have_text("Build error")
     expect(page.locator("link[rel=icon]")).to_have_count(1)
     page.goto(f"{url}/cy/tiny-gan")
     expect(page.locator("#stage")).to_have_text("Build error")
+    expect(page.locator("#open-app")).to_have_count(0)  # nothing to open
     expect(page.locator("#cause")).to_have_text("ERROR: No matching distribution found for torchh==9.9")
     expect(page.locator("#hint")).to_contain_text("requirements.txt")
     screenshot(page, "space-build-error-desktop")

@@ -94,6 +94,8 @@ def page_context(request, space: Space, tab: str) -> dict:
         "can_write": space.can_write(user),
         # Signed for a private space's reader, so that "Open app" gets past the proxy's check.
         "app_url": space_embed_url(space, user),
+        # "Open app" only where an app answers or wakes: not for a failed build or an empty space.
+        "app_serves": space.stage in (*LIVE_STAGES, "SLEEPING"),
     }
 
 
