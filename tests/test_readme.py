@@ -133,4 +133,6 @@ def test_readme_commands_run_as_written(clone, tmp_path, page):
     (ROOT / "test-artifacts" / "make-up.log").write_text(output)
     # The noise the issue lists stays out of make up's output.
     assert "superuser privileges" not in output
+    assert '"logger":"admin.api"' not in output and "requires TLS" not in output
+    assert 'err.code="blob unknown"' not in output
     assert "Traceback" not in output, output[-4000:]
