@@ -203,3 +203,19 @@ def test_new_space_form_sets_what_the_hub_form_sets(ada, ada_client):
     )  # fmt: skip
     bad = ada_client.post("/new", {"name": "x", "color_from": "chartreuse"})
     assert "Colours are" in bad.content.decode() and not Space.objects.filter(name="x").exists()
+
+
+def test_a_crash_shows_the_exception_first(ada, client):
+    """The runner's message may carry a wrong exit code (see the report on issue 15); the page leads
+    with what the app's own log says."""
+    space = Space.create(ada, "crashy")
+    message = (
+        "The app exited with code 0 while starting.\n\nLast lines of the log:\n"
+        "Traceback (most recent call last):\n"
+        '  File "/home/user/app/app.py", line 3, in <module>\n'
+        "FileNotFoundError: [Errno 2] No such file or directory: 'model.bin'"
+    )
+    Space.objects.filter(pk=space.pk).update(stage="RUNTIME_ERROR", head_sha="d" * 40, stage_message=message)
+    page = client.get("/ada/crashy").content.decode()
+    assert "Runtime error:" in page
+    assert 'id="cause">FileNotFoundError: [Errno 2] No such file or directory: &#x27;model.bin&#x27;<' in page
