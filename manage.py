@@ -22,6 +22,9 @@ def _into_venv() -> None:
 if __name__ == "__main__":
     _into_venv()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spacedock.settings")
-    from django.core.management import execute_from_command_line
+    try:
+        from django.core.management import execute_from_command_line
+    except ImportError:
+        sys.exit("Django is not installed: `make up` (or `make install`) makes .venv, which manage.py uses")
 
     execute_from_command_line(sys.argv)
