@@ -134,7 +134,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
 
     def should_stop() -> str | None:
         buildlog.tick()
-        return "cancelled by a newer push" if build.is_cancelled() else None
+        return "cancelled by a newer push" if buildlog.cancelled() else None
 
     buildlog.write(f"==> Building {space.full_name} at {sha[:7]}")
     context = workdir / "src"

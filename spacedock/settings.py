@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from spacedock.hardware.flavours import parse_names, parse_table
+
 
 def envbool(name: str, default: str) -> bool:
     value = os.getenv(name, default).strip().lower()
@@ -78,6 +80,10 @@ LFS_STORAGE = envstr("SPACEDOCK_LFS_STORAGE", "local")
 if LFS_STORAGE != "local":
     raise ImproperlyConfigured(f"SPACEDOCK_LFS_STORAGE={LFS_STORAGE!r}: only 'local' is built")
 LFS_DIR = Path(envstr("SPACEDOCK_LFS_DIR", str(DATA_DIR / "lfs")))
+THUMBNAILS_DIR = DATA_DIR / "thumbnails"
+# The gallery's app screenshots, taken by the worker with this Chromium (off where it is missing).
+THUMBNAILS = envbool("SPACEDOCK_THUMBNAILS", "true")
+THUMBNAIL_CHROMIUM = envstr("SPACEDOCK_THUMBNAIL_CHROMIUM", "/usr/bin/chromium")
 # Seconds an LFS transfer link handed out by the batch API stays valid.
 LFS_LINK_MAX_AGE = envint("SPACEDOCK_LFS_LINK_MAX_AGE", "3600")
 # The Hub's commit API carries each file inside the request (preupload answers "regular", so
@@ -133,6 +139,8 @@ INSTALLED_APPS = [
     "spacedock.api",
     "spacedock.health",
     "spacedock.proxy",
+    "spacedock.hardware",
+    "spacedock.buckets",
 ]
 
 MIDDLEWARE = [
@@ -221,6 +229,9 @@ else:
         # Worker pings and other control messages: else kombu writes them to ./control.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often a worker looks in the queue folder: kombu's default second would add up to a
+        # second to every build's start; a listing of a small folder costs little.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {"builder.tasks.build": {"queue": "builds"}}
@@ -341,3 +352,31 @@ CACHES = {
 MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")
 MIDDLEWARE.append("spacedock.ratelimits.limit_api")
 MIDDLEWARE.insert(1, "spacedock.middleware.content_security_policy")
+
+# Hardware flavours (spacedock/hardware): the operator's table, the flavour a space gets unless
+# it asks for another, and the host's GPUs ("auto": nvidia-smi's, none where it is missing).
+HARDWARE = parse_table(envstr("SPACEDOCK_HARDWARE", ""), RUN_CPUS, RUN_MEMORY_MB)
+HARDWARE_DEFAULT = envstr("SPACEDOCK_HARDWARE_DEFAULT", "cpu-basic")
+if HARDWARE_DEFAULT not in HARDWARE:
+    raise ImproperlyConfigured(
+        f"SPACEDOCK_HARDWARE_DEFAULT={HARDWARE_DEFAULT!r} is not in SPACEDOCK_HARDWARE "
+        f"({', '.join(HARDWARE)})"
+    )
+GPUS = envstr("SPACEDOCK_GPUS", "auto")
+# Who may use which flavour, unless an administrator sets the user's own (accounts.Quota.hardware):
+# empty means every flavour without a GPU. GPUs a user's running spaces may hold at once.
+QUOTA_HARDWARE = parse_names(
+    envstr("SPACEDOCK_QUOTA_HARDWARE", "") or ",".join(n for n, f in HARDWARE.items() if not f.is_gpu),
+    HARDWARE,
+    "SPACEDOCK_QUOTA_HARDWARE",
+)
+QUOTA_GPUS = envint("SPACEDOCK_QUOTA_GPUS", "1")
+# Storage buckets (spacedock/buckets): files under BUCKETS_DIR/<bucket id>, mounted into spaces.
+BUCKETS_DIR = Path(envstr("SPACEDOCK_BUCKETS_DIR", str(DATA_DIR / "buckets")))
+BUCKET_MAX_MB = envint("SPACEDOCK_BUCKET_MAX_MB", "10240")  # a bucket's size, unless an admin sets its own
+QUOTA_BUCKETS = envint("SPACEDOCK_QUOTA_BUCKETS", "5")
+# A `space` volume is another space's files at a commit, written out once under VOLUMES_DIR.
+VOLUMES_DIR = Path(envstr("SPACEDOCK_VOLUMES_DIR", str(DATA_DIR / "volumes")))
+# Where `model` and `dataset` volumes come from: a folder holding <owner>/<name> folders; empty: refused.
+VOLUME_MODELS_DIR = envstr("SPACEDOCK_VOLUME_MODELS_DIR", "")
+VOLUME_DATASETS_DIR = envstr("SPACEDOCK_VOLUME_DATASETS_DIR", "")

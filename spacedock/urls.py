@@ -2,12 +2,16 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from spacedock.api import views_files
+from spacedock.buckets.urls import api_urlpatterns as bucket_api
+from spacedock.buckets.urls import file_urlpatterns as bucket_files
 from spacedock.gitserver import views_lfs
 from spacedock.gitserver.views import smart_http
 
 urlpatterns = [
     path("", include("spacedock.proxy.urls")),
     path("", include("spacedock.health.urls")),
+    path("api/buckets/", include(bucket_api)),
+    path("buckets/", include(bucket_files)),
     path("api/", include("spacedock.api.urls")),
     path("admin/", admin.site.urls),
     re_path(

@@ -30,8 +30,12 @@ for _quota in (
     "NEVER_SLEEP",
     "PINNED_BUILDS",
     "SDK_VERSIONS",
+    "BUCKETS",
+    "GPUS",
 ):
     os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
+# A screenshot per app that goes live costs Chromium a few seconds; the thumbnail test turns it on.
+os.environ.setdefault("SPACEDOCK_THUMBNAILS", "false")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403

@@ -55,6 +55,8 @@ class SpaceConfig:
     disable_embedding: bool = False
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    # A flavour the author suggests (the Hub's key); shown to the owner, never applied by itself.
+    suggested_hardware: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -196,6 +198,7 @@ def parse(readme: str) -> SpaceConfig:
     config.tags = _strings(data, "tags")
     config.models = _strings(data, "models")
     config.datasets = _strings(data, "datasets")
+    config.suggested_hardware = _text(data, "suggested_hardware", "")[:40]
     config.pinned = _bool(data, "pinned")
     config.disable_embedding = _bool(data, "disable_embedding")
     if "startup_duration_timeout" in data:
