@@ -64,6 +64,11 @@ def test_visitor_finds_a_space_by_search_and_opens_it(gallery, page, browser):
     expect(page.locator("#files")).to_contain_text("app.py")
     page.click("#files >> text=app.py")
     expect(page.locator("#blob")).to_contain_text("gr.Interface(greet")
+    expect(page.locator("#blob.highlighted span").first).to_be_visible()  # Pygments coloured it
+    page.click("#history")
+    expect(page.locator("#commits tr")).to_have_count(1)
+    head = Space.objects.get(name="hello").head_sha
+    expect(page.locator("#commits")).to_contain_text(head[:7])
 
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
     phone.goto(gallery.url)
@@ -138,7 +143,84 @@ def test_live_log_shows_build_lines_while_the_build_runs(gallery, page):
         expect(log).to_contain_text(f"Step {step}/4")
     build.succeed("sdweb/hello:1")
     expect(page.locator("#build-state")).to_have_text("succeeded")
-    expect(page.locator("#stage")).to_have_text("APP_STARTING")
+    expect(page.locator("#stage")).to_have_text("Starting")
     page.wait_for_timeout(4000)  # the stream ends and the browser reconnects: nothing may repeat
     assert log.inner_text().count("Step 3/4") == 1
     screenshot(page, "logs-desktop")
+
+
+def test_pages_a_hub_user_expects_on_desktop_and_phone(gallery, browser):
+    """Issue 15's page items that need no running app: stages in words, a failed build's cause,
+    copy buttons, Duplicate, private spaces, the 404 page, the favicon, and the phone layout."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    url = gallery.url
+    ada = User.objects.get(username="ada")
+    ada.set_password("ada-password-1")
+    ada.save()
+    Space.objects.filter(name="tiny-gan").update(
+        head_sha="c" * 40,
+        stage_message="Build failed.\nERROR: No matching distribution found for torchh==9.9",
+    )
+    Space.create(ada, "vault", visibility="private", title="Vault", stage="SLEEPING")
+
+    page.goto(url)
+    expect(page.locator(".card[data-space='cy/tiny-gan'] .badge")).to_have_text("Build error")
+    expect(page.locator("link[rel=icon]")).to_have_count(1)
+    page.goto(f"{url}/cy/tiny-gan")
+    expect(page.locator("#stage")).to_have_text("Build error")
+    expect(page.locator("#open-app")).to_have_count(0)  # nothing to open
+    expect(page.locator("#cause")).to_have_text("ERROR: No matching distribution found for torchh==9.9")
+    expect(page.locator("#hint")).to_contain_text("requirements.txt")
+    screenshot(page, "space-build-error-desktop")
+
+    # A signed-out visitor: a private space is a styled 404 with a way to sign in.
+    page.goto(f"{url}/ada/vault")
+    expect(page.locator("#not-found")).to_be_visible()
+    page.click("#not-found >> #sign-in")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", "ada-password-1")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(re.compile(r"/ada/vault$"))
+    assert "__sign=" in page.locator("#open-app").get_attribute("href")
+    page.click(".tabs >> text=Embed")
+    expect(page.locator("#private-embed")).to_contain_text("private")
+    page.locator("#iframe-snippet + button.copy").click()
+    expect(page.locator("#iframe-snippet + button.copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == page.locator("#iframe-snippet").inner_text()
+    screenshot(page, "embed-private-desktop")
+
+    page.goto(f"{url}/alice/hello")
+    page.click("#duplicate")
+    page.fill("input[name=name]", "hello-copy")
+    page.click("#duplicate-submit")
+    page.wait_for_url(re.compile(r"/ada/hello-copy$"))
+    expect(page.locator(".messages")).to_contain_text("Duplicated alice/hello")
+    assert (
+        Space.objects.get(owner=ada, name="hello-copy").head_sha == Space.objects.get(name="hello").head_sha
+    )
+
+    page.goto(f"{url}/no/such/thing/here")
+    expect(page.locator("#not-found h1")).to_have_text("Nothing here")
+    screenshot(page, "404-desktop")
+
+    # A phone: the tabs scroll sideways with a cue, the tokens table keeps its words whole.
+    page.set_viewport_size(PHONE)
+    page.goto(f"{url}/ada/vault/embed")
+    tabs = page.locator(".tabs-wrap .tabs")
+    assert tabs.evaluate("t => t.scrollWidth > t.clientWidth"), "the tabs fit: no cue needed at this width"
+    expect(page.locator(".tabs-wrap")).to_have_class(re.compile(r"\bmore\b"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(page, "space-tabs-phone")
+    tabs.evaluate("t => t.scrollTo(t.scrollWidth, 0)")
+    expect(page.locator(".tabs-wrap")).not_to_have_class(re.compile(r"\bmore\b"))
+    page.goto(f"{url}/settings/tokens")
+    page.fill("input[name=name]", "a-laptop-with-a-long-name")
+    page.click("text=Create token")
+    hint = page.locator("#tokens code").first
+    assert hint.evaluate("c => c.getClientRects().length") == 1, "the token's hint broke over lines"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(page, "tokens-phone")
+    context.close()

@@ -192,6 +192,9 @@ def test_only_the_default_branch_builds(live, token_for, make_repo):
     pushed = repo.git("push", live.git_url("alice", "hello", token), "experiment", check=False)
     assert pushed.returncode == 0, pushed.stderr
     assert Build.objects.count() == 1
+    # git shows the hook's words: the branch is kept, not deployed, and how to deploy it.
+    assert "branch experiment is stored, not built: only main builds and runs" in pushed.stderr
+    assert "git push <remote> experiment:main" in pushed.stderr
 
 
 def test_newer_push_cancels_the_older_build(live, token_for, make_repo, settings):

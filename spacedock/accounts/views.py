@@ -4,13 +4,15 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm, UserCreationForm
 from django.contrib.auth.models import User
+from django.contrib.auth.tokens import default_token_generator
 from django.db import IntegrityError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.encoding import force_str
+from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_decode, urlsafe_base64_encode
 from django.views.decorators.http import require_POST
 
 from spacedock import ratelimits
@@ -77,6 +79,31 @@ def signin(request):
             return redirect(safe_next(request))
         ratelimits.hit("login", *callers)
     return render(request, "accounts/login.html", context)
+
+
+def sign_in_path(user: User) -> str:
+    """A link that lets the user choose a password, then signs them in (`issue_token` prints it).
+
+    Django's password-reset token: bound to the password hash and the last sign-in, so it works
+    once, and for PASSWORD_RESET_TIMEOUT only."""
+    uid = urlsafe_base64_encode(str(user.pk).encode())
+    return f"/login/set/{uid}/{default_token_generator.make_token(user)}"
+
+
+def set_password(request, uid: str, token: str):
+    try:
+        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uid))), is_active=True)
+    except (ValueError, TypeError, OverflowError, User.DoesNotExist):
+        user = None
+    if user is None or not default_token_generator.check_token(user, token):
+        return render(request, "accounts/set_password.html", {"expired": True}, status=404)
+    # A GET only shows the form: link previews and scanners must not use the link up.
+    form = SetPasswordForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.save(), backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Password set. You are signed in as {user.username}.")
+        return redirect("profile", username=user.username)
+    return render(request, "accounts/set_password.html", {"form": form, "who": user.username})
 
 
 @require_POST

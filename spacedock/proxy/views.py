@@ -28,7 +28,8 @@ def _gate(request, space: Space, uri: str) -> HttpResponse | None:
         response = HttpResponseRedirect(detail)
         access.set_cookie(response, request, space)
         return response
-    response = render(request, "proxy/private.html", {"space": space, "why": detail}, status=403)
+    context = {"space": space, "why": detail, "site_url": settings.SITE_URL}
+    response = render(request, "proxy/private.html", context, status=403)
     return response
 
 
@@ -55,7 +56,8 @@ def wake(request, rest: str = ""):
     target = hosts.lookup(request.get_host())
     # Nothing serves a pinned build's host yet: it reads as no space at all, as it always has.
     if target is None or target.build is not None:
-        return render(request, "proxy/missing.html", {"host": request.get_host()}, status=404)
+        context = {"host": request.get_host(), "site_url": settings.SITE_URL}
+        return render(request, "proxy/missing.html", context, status=404)
     space = target.space
     uri = request.get_full_path()[len(paths.WAKE_PREFIX) :] or "/"
     if denied := _gate(request, space, uri):

@@ -16,6 +16,7 @@ from spacedock.gitserver.models import LfsObject
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces import notify, stages, thumbnails
+from spacedock.spaces.causes import Cause, find_cause
 from spacedock.spaces.stages import LIVE_STAGES, STAGES, BuildState, Stage  # noqa: F401
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -372,6 +373,17 @@ class Space(models.Model):
                 Space.objects.filter(pk=self.pk).update(likes=models.F("likes") - 1)
         self.refresh_from_db(fields=["likes"])
         return bool(deleted)
+
+    def failure_cause(self) -> Cause | None:
+        """Why the app is not running, found in the stage's message or the failed build's log."""
+        if not self.stage.endswith("ERROR") and not self.stage_message:
+            return None
+        text = self.stage_message
+        build = self.builds.first()
+        if self.stage == "BUILD_ERROR" and build is not None and build.state == "failed":
+            tail = build.lines.order_by("-number").values_list("text", flat=True)[:400]
+            text = "\n".join(reversed(list(tail))) + "\n" + text
+        return find_cause(text)
 
     def record_visit(self) -> None:
         Space.objects.filter(pk=self.pk).update(

@@ -65,6 +65,21 @@ class BuildState(models.TextChoices):
 
 
 STAGES: tuple[str, ...] = tuple(Stage.values)
+# What the pages say for each stage, in the Hub's words; the API keeps the codes.
+STAGE_WORDS: dict[str, str] = {
+    "NO_APP_FILE": "No app file",
+    "CONFIG_ERROR": "Config error",
+    "BUILDING": "Building",
+    "BUILD_ERROR": "Build error",
+    "APP_STARTING": "Starting",
+    "RUNNING": "Running",
+    "RUNNING_BUILDING": "Running · building",
+    "RUNNING_APP_STARTING": "Running · restarting",
+    "RUNTIME_ERROR": "Runtime error",
+    "SLEEPING": "Sleeping",
+    "PAUSED": "Paused",
+    "STOPPED": "Stopped",
+}
 # An app serves at the space's URL in these (RUNNING_* while a newer version builds or starts).
 LIVE_STAGES: tuple[str, ...] = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
 BUILD_STATES: tuple[str, ...] = tuple(BuildState.values)

@@ -3,19 +3,26 @@
 import git
 import markdown
 import nh3
+import pygments
+import pygments.formatters
+import pygments.lexers
+import pygments.util
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.db import IntegrityError
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
 from spacedock.accounts.models import QuotaExceeded
+from spacedock.gitserver import commits
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
+from spacedock.spaces import gradio_api
 from spacedock.spaces.access import readable_space, space_owner, space_reader
 from spacedock.spaces.embed import (
     citation,
@@ -30,6 +37,7 @@ from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 96
 BLOB_LIMIT = 512 * 1024
+HIGHLIGHT_LIMIT = 200 * 1024
 ALLOW = "camera; microphone; clipboard-read; clipboard-write; fullscreen; display-capture; autoplay"
 
 
@@ -85,7 +93,16 @@ def readme_html(space: Space) -> str:
 def page_context(request, space: Space, tab: str) -> dict:
     user = request.user
     liked = user.is_authenticated and space.like_set.filter(user=user).exists()
-    return {"space": space, "tab": tab, "liked": liked, "can_write": space.can_write(user)}
+    return {
+        "space": space,
+        "tab": tab,
+        "liked": liked,
+        "can_write": space.can_write(user),
+        # Signed for a private space's reader, so that "Open app" gets past the proxy's check.
+        "app_url": space_embed_url(space, user),
+        # "Open app" only where an app answers or wakes: not for a failed build or an empty space.
+        "app_serves": space.stage in (*LIVE_STAGES, "SLEEPING"),
+    }
 
 
 @space_reader
@@ -135,7 +152,29 @@ def space_files(request, space: Space, path: str = ""):
         context["binary"] = True
     else:
         context["text"] = data.decode("utf-8", "replace")
+        context["highlighted"] = highlight_source(path, context["text"])
     return render(request, "spaces/files.html", context)
+
+
+def highlight_source(path: str, text: str) -> str:
+    """The file as highlighted HTML (Pygments escapes it; inline styles, as the CSP allows), or ""
+    when no lexer knows the file's name, or it is too long to colour on a page view."""
+    if len(text) > HIGHLIGHT_LIMIT:
+        return ""
+    try:
+        lexer = pygments.lexers.get_lexer_for_filename(path.rsplit("/", 1)[-1], stripnl=False)
+    except pygments.util.ClassNotFound:
+        return ""
+    formatter = pygments.formatters.HtmlFormatter(noclasses=True, style="github-dark", nowrap=True)
+    return pygments.highlight(text, lexer, formatter)
+
+
+@space_reader
+def space_commits(request, space: Space):
+    """The history of the default branch, newest first: the Hub's "History" of a space's files."""
+    context = page_context(request, space, "files")
+    context["commits"] = commits.history(space.repo_path, space.head_sha, count=100) if space.head_sha else []
+    return render(request, "spaces/commits.html", context)
 
 
 def _blob_size(space: Space, path: str) -> int:
@@ -162,7 +201,14 @@ def space_logs(request, space: Space):
 
 @space_reader
 def space_api(request, space: Space):
-    return render(request, "spaces/api.html", page_context(request, space, "api"))
+    context = page_context(request, space, "api")
+    endpoints = gradio_api.app_endpoints(space)
+    context.update(
+        endpoints=gradio_api.fill(endpoints, space) if endpoints else None,
+        site_url=settings.SITE_URL,
+        spaces_domain=settings.SPACES_DOMAIN,
+    )
+    return render(request, "spaces/api.html", context)
 
 
 @space_reader
@@ -193,11 +239,71 @@ def pin(request, space: Space):
     return redirect("space_embed", owner=space.owner.username, name=space.name)
 
 
+NEW_SPACE_DEFAULTS = {"title": "", "emoji": "🚀", "color_from": "blue", "color_to": "indigo", "sdk": "gradio"}
+
+
+def _new_space_problem(form: dict) -> str:
+    if not valid_name(form["name"]):
+        return "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
+    if form["visibility"] not in ("public", "private"):
+        return "Visibility is public or private."
+    if form["sdk"] not in spaceconfig.SDKS:
+        return f"The SDK is one of {', '.join(spaceconfig.SDKS)}."
+    if form["color_from"] not in spaceconfig.COLORS or form["color_to"] not in spaceconfig.COLORS:
+        return f"Colours are {', '.join(spaceconfig.COLORS)}."
+    if len(form["title"]) > 200 or not 0 < len(form["emoji"]) <= 8:
+        return "A title has at most 200 characters, and the emoji is one emoji."
+    return ""
+
+
 @login_required
 def new_space(request):
-    """An empty space to push to; a first push to a new name does the same."""
-    name = request.POST.get("name", "").strip()
-    visibility = request.POST.get("visibility", "public")
+    """The Hub's new-space form: an empty space to push to, with its card's look until the first
+    push's README sets it; a first push to a new name does the same with the defaults."""
+    form = {key: request.POST.get(key, default).strip() for key, default in NEW_SPACE_DEFAULTS.items()}
+    form.update(
+        name=request.POST.get("name", "").strip(), visibility=request.POST.get("visibility", "public")
+    )
+    name, visibility = form["name"], form["visibility"]
+    error = ""
+    if request.method == "POST":
+        if problem := _new_space_problem(form):
+            error = problem
+        elif Space.objects.filter(owner=request.user, name=name).exists():
+            error = f"You already have a space named {name}."
+        else:
+            fields = {key: form[key] for key in NEW_SPACE_DEFAULTS}
+            fields["title"] = fields["title"] or name
+            try:
+                space = Space.create(request.user, name, visibility=visibility, **fields)
+            except QuotaExceeded as exc:
+                error = str(exc)
+            else:
+                messages.success(request, "Space created. Push your app to it to build it.")
+                return redirect("space", owner=request.user.username, name=space.name)
+    context = {**form, "error": error, "sdks": spaceconfig.SDKS, "colors": spaceconfig.COLORS}
+    return render(request, "spaces/new.html", context)
+
+
+@require_POST
+def like(request, owner: str, name: str):
+    if not request.user.is_authenticated:
+        return redirect(f"/login?next=/{owner}/{name}")
+    space = readable_space(request, owner, name)
+    liked = space.like(request.user) or not space.unlike(request.user)
+    if "application/json" in request.headers.get("Accept", ""):
+        # The page's script: the count changes in place, and the visitor's input in the app stays.
+        space.refresh_from_db(fields=["likes"])
+        return JsonResponse({"liked": liked, "likes": space.likes})
+    return redirect("space", owner=owner, name=name)
+
+
+@login_required
+@space_reader
+def duplicate(request, space: Space):
+    """The Hub's Duplicate this Space: the whole history and public variables into the visitor's namespace."""
+    name = request.POST.get("name", space.name).strip()
+    visibility = request.POST.get("visibility", space.visibility)
     error = ""
     if request.method == "POST":
         if not valid_name(name):
@@ -208,23 +314,17 @@ def new_space(request):
             error = f"You already have a space named {name}."
         else:
             try:
-                space = Space.create(request.user, name, visibility=visibility, title=name)
-            except QuotaExceeded as exc:
+                copy = space.duplicate(request.user, name, private=visibility == "private")
+            except (QuotaExceeded, ValueError) as exc:
                 error = str(exc)
+            except IntegrityError:
+                error = f"You already have a space named {name}."
             else:
-                messages.success(request, "Space created. Push your app to it to build it.")
-                return redirect("space", owner=request.user.username, name=space.name)
-    return render(request, "spaces/new.html", {"name": name, "visibility": visibility, "error": error})
-
-
-@require_POST
-def like(request, owner: str, name: str):
-    if not request.user.is_authenticated:
-        return redirect(f"/login?next=/{owner}/{name}")
-    space = readable_space(request, owner, name)
-    if not space.like(request.user):
-        space.unlike(request.user)
-    return redirect("space", owner=owner, name=name)
+                messages.success(request, f"Duplicated {space.full_name}: it builds now.")
+                return redirect("space", owner=request.user.username, name=copy.name)
+    context = page_context(request, space, "")
+    context.update(name=name, visibility=visibility, error=error)
+    return render(request, "spaces/duplicate.html", context)
 
 
 @xframe_options_exempt

@@ -104,7 +104,11 @@ def set_visibility(request, space: Space):
 @require_POST
 @space_owner
 def lifecycle(request, space: Space, action: str):
-    if action == "restart":
+    if action == "restart" and space.stage == "BUILD_ERROR" and space.head_sha:
+        # Nothing was built to restart: as on the Hub, a restart of a failed build builds again.
+        space.factory_rebuild()
+        messages.success(request, "The last build failed, so the restart builds the head again.")
+    elif action == "restart":
         space.request_restart()
         messages.success(request, "Restarting: a fresh container replaces the running one.")
     elif action == "rebuild":

@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from spacedock.gitserver.repo import DEFAULT_BRANCH
+from spacedock.spaces.stages import STAGE_WORDS
 
 register = template.Library()
 
@@ -23,3 +24,27 @@ def ago(moment: datetime | None) -> str:
     if (timezone.now() - moment).total_seconds() < 60:
         return "just now"
     return f"{timesince(moment, depth=1)} ago"
+
+
+@register.filter
+def stage_words(space) -> str:
+    """A space's stage as the pages say it; a space nothing was pushed to yet is 'Empty', not an error."""
+    if not getattr(space, "head_sha", "") and space.stage == "NO_APP_FILE":
+        return "Empty"
+    return STAGE_WORDS.get(space.stage, space.stage)
+
+
+@register.filter
+def stage_class(space) -> str:
+    """The badge's colour class: the stage, except for an empty space, which is neutral."""
+    return "EMPTY" if not getattr(space, "head_sha", "") and space.stage == "NO_APP_FILE" else space.stage
+
+
+@register.simple_tag
+def stage_words_map() -> dict[str, str]:
+    return STAGE_WORDS
+
+
+@register.filter
+def first_line(text: str) -> str:
+    return (text or "").strip().split("\n", 1)[0][:300]

@@ -18,7 +18,16 @@ class Command(BaseCommand):
         space = Space.objects.select_related("owner").get(pk=space_id)
         for line in sys.stdin:
             old, new, ref = line.split()
-            if ref != f"refs/heads/{DEFAULT_BRANCH}" or new == ZERO_SHA:
+            if ref != f"refs/heads/{DEFAULT_BRANCH}" and new != ZERO_SHA:
+                # Said, so that a push to `master` or a feature branch is not taken for a deploy.
+                kind, _, short = ref.removeprefix("refs/").partition("/")
+                what = "branch" if kind == "heads" else kind.rstrip("s")
+                self.stdout.write(
+                    f"Spacedock: {what} {short} is stored, not built: only {DEFAULT_BRANCH} builds and runs. "
+                    f"To deploy it: git push <remote> {short}:{DEFAULT_BRANCH}"
+                )
+                continue
+            if new == ZERO_SHA:
                 continue
             build = space.record_push(new, ref)
             page = f"{space.git_url.replace('/spaces/', '/', 1)}"
