@@ -80,6 +80,9 @@ if LFS_STORAGE != "local":
 LFS_DIR = Path(envstr("SPACEDOCK_LFS_DIR", str(DATA_DIR / "lfs")))
 # Seconds an LFS transfer link handed out by the batch API stays valid.
 LFS_LINK_MAX_AGE = envint("SPACEDOCK_LFS_LINK_MAX_AGE", "3600")
+# The largest single LFS object accepted: a push's pack limit (MAX_PUSH_MB) does not see LFS
+# objects, which travel beside the pack, so they need a cap of their own.
+LFS_MAX_OBJECT_MB = envint("SPACEDOCK_LFS_MAX_OBJECT_MB", "5120")
 # The Hub's commit API carries each file inside the request (preupload answers "regular", so
 # huggingface_hub never needs the Xet protocol); a larger file goes through git and git-lfs.
 HUB_FILE_MAX_MB = envint("SPACEDOCK_HUB_FILE_MAX_MB", "100")

@@ -229,8 +229,13 @@ class Space(models.Model):
         self.linked_datasets = config.datasets
 
     def read_config(self, sha: str) -> spaceconfig.SpaceConfig:
-        """What README.md at `sha` says; ConfigError says what to fix."""
-        readme = gitrepo.read_file(self.repo_path, sha, "README.md")
+        """What README.md at `sha` says; ConfigError says what to fix. A README past
+        SPACEDOCK_MAX_README_KB is a config error before any of it is read: a push of a
+        gigabyte README must not be loaded into the hook's memory."""
+        try:
+            readme = gitrepo.read_file(self.repo_path, sha, "README.md", settings.MAX_README_BYTES)
+        except gitrepo.TooLarge as exc:
+            raise spaceconfig.ConfigError(f"{exc}. Keep README.md's front matter short.") from None
         if readme is None:
             raise spaceconfig.ConfigError(
                 f"README.md is missing. Add one that starts with:\n{spaceconfig.EXAMPLE}"
