@@ -175,9 +175,12 @@ def branch(request, space: Space, branch: str):
     sha = gitrepo.resolve(space.repo_path, start)
     if sha is None:
         raise ApiError(404, f"Invalid rev id: {start}", code="RevisionNotFound")
-    subprocess.run(
-        [*git, "update-ref", f"refs/heads/{branch}", sha, "0" * 40], check=True, capture_output=True
+    made = subprocess.run(
+        [*git, "update-ref", f"refs/heads/{branch}", sha, "0" * 40], capture_output=True, text=True
     )
+    if made.returncode:
+        # A name that clashes with a branch's folder (feature beside feature/x), which git refuses.
+        raise ApiError(409, f"Cannot create branch {branch}: {made.stderr.strip()[:200]}")
     return JsonResponse({})
 
 
