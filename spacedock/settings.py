@@ -6,6 +6,7 @@ Postgres and Redis.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -45,6 +46,19 @@ def envrate(name: str, default: str) -> tuple[int, int]:
     if parsed[0] < 0 or parsed[1] <= 0:
         raise ImproperlyConfigured(f"{name}={value!r}: expected <count>/<seconds>, e.g. 10/300")
     return parsed
+
+
+def envpythons(name: str, default: str) -> dict[str, str]:
+    """More interpreters for `python_version`: `3.13=spacedock/base:trixie,3.12=...`, each a base image."""
+    images = {}
+    for item in filter(None, (part.strip() for part in os.getenv(name, default).split(","))):
+        version, _, image = item.partition("=")
+        if not re.fullmatch(r"3\.\d+", version.strip()) or not image.strip():
+            raise ImproperlyConfigured(
+                f"{name}={item!r}: expected <major.minor>=<base image>, e.g. 3.13=spacedock/base:trixie"
+            )
+        images[version.strip()] = image.strip()
+    return images
 
 
 def database_from_url(url: str) -> dict:
@@ -240,6 +254,12 @@ INSTANCE = envstr("SPACEDOCK_INSTANCE", "spacedock")
 BUILD_CONCURRENCY = envint("SPACEDOCK_BUILD_CONCURRENCY", "2")
 BUILD_TIMEOUT = envint("SPACEDOCK_BUILD_TIMEOUT", "1800")
 BASE_IMAGE = envstr("SPACEDOCK_BASE_IMAGE", "spacedock/base:bookworm")
+# The Python the base image carries (Debian bookworm's 3.11), used when front matter names none.
+BASE_PYTHON = envstr("SPACEDOCK_BASE_PYTHON", "3.11")
+
+
+# python_version → the base image a build starts from; any other version is a config error.
+PYTHON_IMAGES = {BASE_PYTHON: BASE_IMAGE, **envpythons("SPACEDOCK_PYTHON_IMAGES", "")}
 DEFAULT_GRADIO_VERSION = envstr("SPACEDOCK_GRADIO_VERSION", "6.31.0")
 DOCKER_CLI = envstr("SPACEDOCK_DOCKER_CLI", "")
 BUILD_TMP_DIR = Path(envstr("SPACEDOCK_BUILD_TMP_DIR", str(DATA_DIR / "builds")))
