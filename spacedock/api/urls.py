@@ -6,6 +6,7 @@ from spacedock.api import (
     views_commits,
     views_files,
     views_logs,
+    views_orgs,
     views_repos,
     views_runtime,
     views_spaces,
@@ -42,4 +43,7 @@ urlpatterns = [
     path(f"{space}/likers", views_users.space_likers),
     path("users/<str:username>/likes", views_users.user_likes),
     path("whoami-v2", views_users.whoami),
+    path("organizations/<str:org>/overview", views_orgs.overview),
+    path("organizations/<str:org>/members", views_orgs.members),
+    path("organizations/<str:org>/members/<str:username>", views_orgs.member),
 ]

@@ -15,6 +15,7 @@ from django.http import FileResponse, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from spacedock.accounts.auth import BadCredentials, principal
+from spacedock.accounts.models import creatable_namespace
 from spacedock.gitserver import lfs_storage
 from spacedock.gitserver.models import LfsObject
 from spacedock.spaces.models import Space, valid_name
@@ -55,13 +56,13 @@ def _space_for_batch(request, owner: str, name: str, operation: str) -> Space | 
             return _error(401, "Uploading Git LFS objects needs a write token, as pushing does.")
         if not token.can_write:
             return _error(403, f"The token '{token.name}' is read-only: uploading needs a write token.")
-        if space is None and user.username == owner:
+        if space is None and (account := creatable_namespace(user, owner)) is not None:
             # git-lfs uploads before git pushes: the first push of a new space starts here.
-            return Space.create(user, name)
+            return Space.create(account, name)
         if hidden:
             return _error(404, f"Space {owner}/{name} not found.")
         if not space.can_write(user):
-            return _error(403, f"You ({user.username}) cannot push to {owner}/{name}: it belongs to {owner}.")
+            return _error(403, f"You ({user.username}) cannot push to {owner}/{name}: you lack write there.")
         return space
     if hidden:
         if token is None:

@@ -6,10 +6,11 @@ import subprocess
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from spacedock.accounts.models import Quota
+from spacedock.accounts.models import Quota, Role, namespace_role
 from spacedock.celery import app as celery_app
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.models import LfsObject
@@ -185,10 +186,26 @@ class Space(models.Model):
         return self.visibility == "private"
 
     def can_read(self, user) -> bool:
-        return not self.is_private or self.can_write(user)
+        """Public, or the caller owns it, is staff, or is a member of its organization (any role)."""
+        if not self.is_private:
+            return True
+        return bool(user and user.is_authenticated and (user.is_staff or namespace_role(user, self.owner_id)))
 
     def can_write(self, user) -> bool:
-        return bool(user and user.is_authenticated and (user.pk == self.owner_id or user.is_staff))
+        """The owner, staff, or a member of its organization with write or admin."""
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_staff or namespace_role(user, self.owner_id) in (Role.WRITE, Role.ADMIN)
+
+    def can_delete(self, user) -> bool:
+        """The owner, staff, or an admin of its organization: write members push, they do not delete."""
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_staff or namespace_role(user, self.owner_id) == Role.ADMIN
+
+    def require_delete(self, user) -> None:
+        if not self.can_delete(user):
+            raise PermissionDenied(f"Only an admin of {self.owner.username} may delete {self.full_name}")
 
     @classmethod
     def create(cls, owner: User, name: str, **fields) -> "Space":

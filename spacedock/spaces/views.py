@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
-from spacedock.accounts.models import QuotaExceeded
+from spacedock.accounts.models import QuotaExceeded, creatable_namespace, writable_namespaces
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
@@ -189,26 +189,40 @@ def pin(request, space: Space):
 
 @login_required
 def new_space(request):
-    """An empty space to push to; a first push to a new name does the same."""
+    """An empty space to push to, under the user's name or an organization where they have write;
+    a first push to a new name does the same."""
     name = request.POST.get("name", "").strip()
     visibility = request.POST.get("visibility", "public")
+    namespaces = writable_namespaces(request.user)
+    namespace = request.POST.get("namespace") or request.user.username
     error = ""
     if request.method == "POST":
+        account = creatable_namespace(request.user, namespace)
         if not valid_name(name):
             error = "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
         elif visibility not in ("public", "private"):
             error = "Visibility is public or private."
-        elif Space.objects.filter(owner=request.user, name=name).exists():
-            error = f"You already have a space named {name}."
+        elif account is None:
+            error = f"You cannot create spaces under {namespace}."
+        elif Space.objects.filter(owner=account, name=name).exists():
+            error = (
+                f"You already have a space named {name}."
+                if namespace == request.user.username
+                else f"{namespace}/{name} already exists."
+            )
         else:
             try:
-                space = Space.create(request.user, name, visibility=visibility, title=name)
+                space = Space.create(account, name, visibility=visibility, title=name)
             except QuotaExceeded as exc:
                 error = str(exc)
             else:
                 messages.success(request, "Space created. Push your app to it to build it.")
-                return redirect("space", owner=request.user.username, name=space.name)
-    return render(request, "spaces/new.html", {"name": name, "visibility": visibility, "error": error})
+                return redirect("space", owner=namespace, name=space.name)
+    context = {
+        "name": name, "visibility": visibility, "error": error, "namespaces": namespaces,
+        "namespace": namespace,
+    }  # fmt: skip
+    return render(request, "spaces/new.html", context)
 
 
 @require_POST

@@ -127,6 +127,7 @@ def delete_space(request, space: Space):
     if request.POST.get("confirm", "").strip() != space.full_name:
         messages.error(request, f"To delete, type {space.full_name} exactly.")
         return back(space)
+    space.require_delete(request.user)
     space.delete()
     messages.success(request, f"{space.full_name} is deleted, with its repository and logs.")
     return redirect("profile", username=request.user.username)
