@@ -100,6 +100,10 @@ LFS_MAX_OBJECT_MB = envint("SPACEDOCK_LFS_MAX_OBJECT_MB", "5120")
 # The Hub's commit API carries each file inside the request (preupload answers "regular", so
 # huggingface_hub never needs the Xet protocol); a larger file goes through git and git-lfs.
 HUB_FILE_MAX_MB = envint("SPACEDOCK_HUB_FILE_MAX_MB", "100")
+# "Sign in with Spacedock" for apps (hf_oauth): where a space's server reaches the OpenID provider
+# (OPENID_PROVIDER_URL in its environment), and the key its ID tokens are signed with.
+OAUTH_PROVIDER_URL = envstr("SPACEDOCK_OAUTH_PROVIDER_URL", "")
+OAUTH_KEY_FILE = Path(envstr("SPACEDOCK_OAUTH_KEY_FILE", str(DATA_DIR / "oauth-signing-key.pem")))
 
 
 def _secret_key() -> str:

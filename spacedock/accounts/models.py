@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 TOKEN_PREFIX = "sd_"
+OAUTH_SCOPE = "oauth"
 
 
 def hash_token(raw: str) -> str:
@@ -26,6 +27,8 @@ class AccessToken(models.Model):
     created = models.DateTimeField(default=timezone.now)
     last_used = models.DateTimeField(null=True, blank=True)
     revoked = models.DateTimeField(null=True, blank=True)
+    # Tokens an app got by "Sign in with Spacedock" (scope "oauth") end; tokens people make do not.
+    expires = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -34,12 +37,15 @@ class AccessToken(models.Model):
         return f"{self.name} ({self.hint}…)"
 
     @classmethod
-    def issue(cls, user: User, name: str, scope: str = "write") -> tuple["AccessToken", str]:
-        """Creates a token and returns it with its raw value, which is never stored."""
-        if scope not in ("read", "write"):
+    def issue(cls, user: User, name: str, scope: str = "write", expires=None) -> tuple["AccessToken", str]:
+        """Creates a token and returns it with its raw value, which is never stored. Scope "oauth"
+        is an app's sign-in token: it says who the user is (whoami, userinfo) and reads nothing."""
+        if scope not in ("read", "write", OAUTH_SCOPE):
             raise ValueError(f"unknown token scope {scope!r}")
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, scope=scope, digest=hash_token(raw), hint=raw[:8])
+        token = cls.objects.create(
+            user=user, name=name, scope=scope, digest=hash_token(raw), hint=raw[:8], expires=expires
+        )
         return token, raw
 
     @classmethod
@@ -47,6 +53,7 @@ class AccessToken(models.Model):
         token = (
             cls.objects.select_related("user")
             .filter(digest=hash_token(raw), revoked__isnull=True, user__is_active=True)
+            .filter(models.Q(expires__isnull=True) | models.Q(expires__gt=timezone.now()))
             .first()
         )
         if token:
@@ -60,6 +67,11 @@ class AccessToken(models.Model):
     @property
     def can_write(self) -> bool:
         return self.scope == "write"
+
+    @property
+    def acts_for_user(self) -> bool:
+        """False for an app's sign-in token: it identifies its user and never acts as them."""
+        return self.scope != OAUTH_SCOPE
 
     def revoke(self) -> None:
         self.revoked = timezone.now()
@@ -245,3 +257,19 @@ def writable_namespaces(user) -> list[str]:
         "org__account__username", flat=True
     )
     return [user.username, *sorted(orgs)]
+
+
+class OAuthCode(models.Model):
+    """An authorization code of "Sign in with Spacedock": handed to the browser once, exchanged by
+    the space's server once, within a minute (accounts/oauth.py)."""
+
+    digest = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(User, models.CASCADE, related_name="+")
+    space = models.ForeignKey("spaces.Space", models.CASCADE, related_name="+")
+    redirect_uri = models.TextField()
+    scope = models.CharField(max_length=200)
+    nonce = models.CharField(max_length=200, blank=True)
+    code_challenge = models.CharField(max_length=128, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField()
+    used = models.BooleanField(default=False)

@@ -55,6 +55,10 @@ class SpaceConfig:
     disable_embedding: bool = False
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    # "Sign in with" for the app (gr.LoginButton): the Hub's keys; see accounts/oauth.py.
+    hf_oauth: bool = False
+    hf_oauth_scopes: list[str] = field(default_factory=list)
+    hf_oauth_expiration_minutes: int = 480
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -227,6 +231,14 @@ def parse(readme: str) -> SpaceConfig:
     config.datasets = _strings(data, "datasets")
     config.pinned = _bool(data, "pinned")
     config.disable_embedding = _bool(data, "disable_embedding")
+    config.hf_oauth = _bool(data, "hf_oauth")
+    config.hf_oauth_scopes = _strings(data, "hf_oauth_scopes")
+    minutes = data.get("hf_oauth_expiration_minutes", 480)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 30 <= minutes <= 43200:
+        raise ConfigError(
+            f"hf_oauth_expiration_minutes {excerpt(minutes)} must be a number of minutes from 30 to 43200"
+        )
+    config.hf_oauth_expiration_minutes = minutes
     if "startup_duration_timeout" in data:
         config.startup_duration_timeout = _duration(data["startup_duration_timeout"])
     return config

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from spacedock.accounts import oauth
 from spacedock.accounts.models import Quota, Role, namespace_role
 from spacedock.celery import app as celery_app
 from spacedock.gitserver import repo as gitrepo
@@ -364,6 +365,10 @@ class Space(models.Model):
             SPACE_HOST=self.host,
             SYSTEM="spaces",
         )
+        # The Hub's OAuth variables, for every space: Gradio will not start an app with a
+        # gr.LoginButton without them. Sign-in itself needs hf_oauth: true (accounts/oauth.py).
+        config = self.deployed_build.space_config() if self.deployed_build_id else self.head_config()
+        env.update(oauth.env(self, config))
         return env
 
     def like(self, user: User) -> bool:
@@ -649,7 +654,8 @@ class RunLogLine(LogLine):
     def redact(space: Space, text: str) -> str:
         """The line with the space's secret values written as ***: an app that prints its
         environment must not publish it in a log anyone who can read the space sees."""
-        values = Variable.objects.filter(space=space, is_secret=True).values_list("value", flat=True)
+        values = [*Variable.objects.filter(space=space, is_secret=True).values_list("value", flat=True),
+                  oauth.client_secret(space)]  # fmt: skip
         for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
             text = text.replace(value, "***")
         return text
