@@ -5,6 +5,7 @@ on the filesystem, both in the data folder. DATABASE_URL and REDIS_URL switch to
 Postgres and Redis.
 """
 
+import ipaddress
 import os
 import re
 import secrets
@@ -340,6 +341,18 @@ RATE_LIMITS = {
 LOG_LINE_MAX = envint("SPACEDOCK_LOG_LINE_MAX", "16384")
 LOG_RUN_LINES_KEPT = envint("SPACEDOCK_LOG_RUN_LINES_KEPT", "10000")
 LOG_BUILDS_KEPT = envint("SPACEDOCK_LOG_BUILDS_KEPT", "10")
+# Webhooks: tries per delivery, hooks per space, and networks a webhook may reach besides the
+# public internet (e.g. "10.1.2.0/24"; never needed for internet receivers).
+WEBHOOK_ATTEMPTS = envint("SPACEDOCK_WEBHOOK_ATTEMPTS", "5")
+WEBHOOKS_PER_SPACE = envint("SPACEDOCK_WEBHOOKS_PER_SPACE", "10")
+WEBHOOK_ALLOW = [n.strip() for n in envstr("SPACEDOCK_WEBHOOK_ALLOW", "").split(",") if n.strip()]
+for _network in WEBHOOK_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"SPACEDOCK_WEBHOOK_ALLOW: {_network!r} is not a network like 10.1.2.0/24"
+        ) from None
 # Sizes: a push's pack, a commit's files once written out for a build, a README the page renders.
 MAX_PUSH_MB = envint("SPACEDOCK_MAX_PUSH_MB", "1024")
 MAX_EXPORT_MB = envint("SPACEDOCK_MAX_EXPORT_MB", "2048")

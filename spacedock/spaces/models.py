@@ -1,6 +1,7 @@
 import hashlib
 import math
 import re
+import secrets
 import shutil
 import subprocess
 
@@ -17,7 +18,7 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.models import LfsObject
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
-from spacedock.spaces import notify, stages
+from spacedock.spaces import notify, stages, webhooks
 from spacedock.spaces.stages import LIVE_STAGES, STAGES, BuildState, Stage  # noqa: F401
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -460,6 +461,7 @@ class Space(models.Model):
         """A new head of the default branch: check its config and queue its build."""
         with transaction.atomic():
             space = Space.objects.select_for_update().get(pk=self.pk)
+            webhooks.pushed(space, ref, space.head_sha, sha)
             space.head_sha = sha
             space.updated = timezone.now()
             build = space._queue_build(sha, ref, f"superseded by {sha[:7]}")
@@ -696,3 +698,87 @@ class Like(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "space"], name="unique_like")]
+
+
+class Webhook(models.Model):
+    """An owner's URL that gets a signed POST on the space's events (spaces/webhooks.py)."""
+
+    space = models.ForeignKey(Space, models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    # Signs each body (X-Webhook-Signature); shown to the owner on the settings page.
+    secret = models.CharField(max_length=64)
+    events = models.JSONField(default=list)  # any of webhooks.EVENTS
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.space} -> {self.url}"
+
+    @classmethod
+    def add(cls, space: Space, url: str, events: list[str]) -> "Webhook":
+        """Checks the URL (a public address) and the events; ValueError says what is wrong."""
+        from spacedock.spaces import webhooks
+
+        url = url.strip()
+        if len(url) > 500:
+            raise ValueError("A webhook URL has at most 500 characters.")
+        webhooks.resolve(url)
+        events = [e for e in webhooks.EVENTS if e in events]
+        if not events:
+            raise ValueError(f"Pick at least one event: {', '.join(webhooks.EVENTS)}.")
+        if space.webhooks.count() >= settings.WEBHOOKS_PER_SPACE:
+            raise ValueError(f"A space has at most {settings.WEBHOOKS_PER_SPACE} webhooks.")
+        return cls.objects.create(space=space, url=url, events=events, secret=secrets.token_hex(32))
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook, and what sending it gave: the delivery log."""
+
+    STATES = ("pending", "delivered", "failed")
+
+    webhook = models.ForeignKey(Webhook, models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=10)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, default="pending")
+    attempts = models.IntegerField(default=0)
+    status_code = models.IntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["webhook", "-created"], name="webhook_delivery_recent")]
+
+    def attempt(self) -> int | None:
+        """Sends once; returns the seconds to wait before the next try, or None when done."""
+        from spacedock.spaces import webhooks
+
+        body = webhooks.body_of(self.payload)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Spacedock-Webhooks/1",
+            "X-Webhook-Event": self.event,
+            "X-Webhook-Delivery": str(self.pk),
+            "X-Webhook-Signature": webhooks.sign(self.webhook.secret, body),
+        }
+        self.attempts += 1
+        try:
+            self.status_code = webhooks.post(self.webhook.url, body, headers)
+            self.error = "" if 200 <= self.status_code < 300 else f"answered {self.status_code}"
+        except webhooks.WebhookRefused as exc:
+            self.status_code, self.error = None, str(exc)[:300]
+            self.attempts = settings.WEBHOOK_ATTEMPTS  # an address refused now is refused later too
+        except OSError as exc:
+            self.status_code, self.error = None, f"{type(exc).__name__}: {exc}"[:300]
+        done = not self.error
+        if done:
+            self.state = "delivered"
+        elif self.attempts >= settings.WEBHOOK_ATTEMPTS:
+            self.state = "failed"
+        self.updated = timezone.now()
+        self.save(update_fields=["attempts", "status_code", "error", "state", "updated"])
+        return None if self.state != "pending" else 10 * 4 ** (self.attempts - 1)  # 10 s, 40 s, 160 s, ...
