@@ -32,6 +32,8 @@ DATA = Path(tempfile.mkdtemp(prefix="spacedock-bench-build-"))
 os.environ.update(
     SPACEDOCK_DATA_DIR=str(DATA), SPACEDOCK_INSTANCE="sdbench", DJANGO_SETTINGS_MODULE="spacedock.settings"
 )
+# The builder runs in this process, straight to the engines (no `manage.py docker_proxy` here).
+os.environ.setdefault("SPACEDOCK_DOCKER_PROXY", "false")
 os.environ.pop("DATABASE_URL", None)
 with socket.socket() as _sock:
     _sock.bind(("127.0.0.1", 0))

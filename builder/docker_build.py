@@ -10,6 +10,7 @@ no process, container or temporary file behind, and every engine error comes out
 """
 
 import ctypes
+import io
 import logging
 import os
 import queue
@@ -43,23 +44,39 @@ class BuildStopped(BuildError):
     """The build was stopped on purpose: cancelled, or past its time limit."""
 
 
+def engine_url(engine: str) -> str:
+    """Where the worker reaches an engine ("build" or "runtime"): the Docker proxy's socket for it
+    (SPACEDOCK_DOCKER_PROXY), or the engine itself."""
+    if settings.DOCKER_PROXY:
+        return f"unix://{settings.DOCKER_PROXY_DIR / f'{engine}.sock'}"
+    if engine == "build":
+        return settings.BUILD_DOCKER_HOST
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _unreachable(engine: str, exc: Exception) -> BuildError:
+    how = (
+        "The operator runs `manage.py docker_proxy` beside the worker (make up does)"
+        if settings.DOCKER_PROXY
+        else "The operator starts it with deploy/build-engine.sh (make up does)"
+    )
+    return BuildError(f"The {engine} engine does not answer at {engine_url(engine)} ({exc}). {how}.")
+
+
 def client() -> docker.DockerClient:
     """The build engine."""
     try:
-        return docker.DockerClient(base_url=settings.BUILD_DOCKER_HOST, timeout=120)
+        return docker.DockerClient(base_url=engine_url("build"), timeout=120)
     except docker.errors.DockerException as exc:
-        raise BuildError(
-            f"The build engine does not answer at {settings.BUILD_DOCKER_HOST} ({exc}). "
-            "The operator starts it with deploy/build-engine.sh (make up does)."
-        ) from None
+        raise _unreachable("build", exc) from None
 
 
 def runtime_client() -> docker.DockerClient:
     """The engine that runs the spaces."""
     try:
-        return docker.from_env(timeout=120)
+        return docker.DockerClient(base_url=engine_url("runtime"), timeout=120)
     except docker.errors.DockerException as exc:
-        raise BuildError(f"The Docker engine does not answer: {exc}") from None
+        raise _unreachable("runtime", exc) from None
 
 
 def docker_cli() -> str:
@@ -158,7 +175,7 @@ def build(
         **os.environ,
         "DOCKER_BUILDKIT": "1",
         "BUILDKIT_PROGRESS": "plain",
-        "DOCKER_HOST": settings.BUILD_DOCKER_HOST,
+        "DOCKER_HOST": engine_url("build"),
         # No credentials: a tenant's FROM cannot pull from the registry, nor from anywhere as us.
         "DOCKER_CONFIG": str(_empty_docker_config()),
     }
@@ -387,3 +404,56 @@ def prune_dangling() -> None:
         if exc.status_code == 409:  # another prune runs on this engine: it, or the next one, does this
             return
         raise BuildError(f"Docker could not prune images: {exc.explanation}") from None
+
+
+def save_image(ref: str, out) -> None:
+    """Writes one image of the runtime engine to `out` as `docker save` does, pulling it from the
+    registry first when the engine no longer has it."""
+    engine = runtime_client()
+    try:
+        try:
+            image = engine.images.get(ref)
+        except docker.errors.ImageNotFound:
+            repository, _, digest = ref.partition("@")
+            image = engine.images.pull(repository, tag=digest, auth_config=registry_auth())
+        for chunk in image.save(named=False):
+            out.write(chunk)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"Docker could not save {ref}: {exc.explanation}") from None
+
+
+def load_image(data, tag: str, labels: dict[str, str]) -> str:
+    """Loads a `docker save` stream into the runtime engine, labels it as this install's, and
+    publishes it to the registry as `tag`; returns `<registry>/<repository>@sha256:...`.
+
+    The labels are what this install finds its images by (an image from another install carries
+    that install's space and build numbers), so the loaded image gets a one-line rebuild that
+    adds no layer, only the labels.
+    """
+    engine = runtime_client()
+    repository, _, version = tag.rpartition(":")
+    loaded, digest = [], ""
+    try:
+        loaded = engine.images.load(data)
+        if len(loaded) != 1:
+            raise BuildError(f"the archive holds {len(loaded)} images; an exported build holds one")
+        dockerfile = io.BytesIO(f"FROM {loaded[0].id}\n".encode())
+        engine.images.build(fileobj=dockerfile, tag=tag, labels=labels, rm=True, pull=False)
+        digest = ""
+        for line in engine.api.push(
+            repository, version, auth_config=registry_auth(), stream=True, decode=True
+        ):
+            if line.get("error"):
+                raise BuildError(f"the registry at {settings.REGISTRY} refused {tag}: {line['error']}")
+            digest = (line.get("aux") or {}).get("Digest", digest)
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"Docker could not load the image: {exc}") from None
+    finally:
+        for image in loaded:
+            try:  # the relabelled image keeps its layers
+                engine.images.remove(image.id, noprune=True)
+            except docker.errors.APIError:
+                pass
+    if not digest:
+        raise BuildError(f"The registry at {settings.REGISTRY} gave no digest for {tag}")
+    return f"{repository}@{digest}"

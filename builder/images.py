@@ -6,6 +6,7 @@ import hmac
 import platform
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -48,19 +49,34 @@ def cache_namespace(owner: str) -> str:
     return f"{owner}-{digest.hexdigest()[:24]}"
 
 
-def pip_secrets(workdir: Path, with_index: bool = True) -> dict[str, Path]:
-    """The CA bundle (public) and, for the builds Spacedock writes itself, the operator's pip.conf."""
+def without_credentials(url: str) -> str:
+    """The URL without its user and password (`https://user:token@host/simple` -> `https://host/simple`)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc)) if parts.netloc else url
+
+
+def pip_secrets(workdir: Path, index: str = "full") -> dict[str, Path]:
+    """The CA bundle (public) and a pip.conf naming the operator's index: "full" for the SDK image
+    (Spacedock's own recipe, no tenant code), "public" (without credentials) for a space's build,
+    whose requirements may name a source distribution whose setup.py reads /etc/pip.conf, "none"
+    for a tenant's own Dockerfile."""
     secrets = {}
     ca = Path(settings.BUILD_CA_BUNDLE)
     if ca.is_file():
         secrets["ca"] = ca
-    if with_index and (settings.PIP_INDEX_URL or settings.PIP_EXTRA_INDEX_URL):
-        conf = workdir / "pip.conf"
+    if index != "none" and (settings.PIP_INDEX_URL or settings.PIP_EXTRA_INDEX_URL):
+        keep = index == "full" or settings.PIP_CREDENTIALS_IN_SPACE_BUILDS
+        url = (lambda u: u) if keep else without_credentials
+        conf = workdir / f"pip-{index}.conf"
         lines = ["[global]"]
         if settings.PIP_INDEX_URL:
-            lines.append(f"index-url = {settings.PIP_INDEX_URL}")
+            lines.append(f"index-url = {url(settings.PIP_INDEX_URL)}")
         if settings.PIP_EXTRA_INDEX_URL:
-            lines.append(f"extra-index-url = {settings.PIP_EXTRA_INDEX_URL}")
+            lines.append(f"extra-index-url = {url(settings.PIP_EXTRA_INDEX_URL)}")
         conf.write_text("\n".join(lines) + "\n")
         conf.chmod(0o600)
         secrets["pipconf"] = conf
@@ -105,7 +121,7 @@ def ensure_sdk_image(
                 context / "Dockerfile",
                 tag,
                 labels={LABEL_SDK: f"gradio-{version}"},
-                secrets=pip_secrets(workdir),
+                secrets=pip_secrets(workdir, index="full"),
                 build_args={CACHE_NAMESPACE_ARG: cache_namespace("sdk")},
                 deadline=deadline,
                 on_line=buildlog.write,
@@ -145,7 +161,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
 
     def should_stop() -> str | None:
         buildlog.tick()
-        return "cancelled by a newer push" if build.is_cancelled() else None
+        return "cancelled by a newer push" if buildlog.cancelled() else None
 
     buildlog.write(f"==> Building {space.full_name} at {sha[:7]}")
     context = workdir / "src"
@@ -167,8 +183,9 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         LABEL_BUILD: str(build.pk),
         LABEL_COMMIT: sha,
     }
-    # A tenant's own Dockerfile never gets the operator's index credentials, only the CA bundle.
-    secrets = pip_secrets(workdir, with_index=config.sdk != "docker")
+    # A tenant's own Dockerfile gets only the CA bundle; a space's requirements the index without
+    # its credentials (a requirement's setup.py runs while /etc/pip.conf is mounted).
+    secrets = pip_secrets(workdir, index="none" if config.sdk == "docker" else "public")
     build_args: dict[str, str] = {}
     hub_env = {k: v for k, v in space.env().items() if k.startswith("SPACE_") or k == "SYSTEM"}
     if config.sdk == "gradio":
@@ -199,7 +216,9 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
             else:
                 build_args[variable.key] = variable.value
         build_args.update(hub_env)
-    build_args[CACHE_NAMESPACE_ARG] = cache_namespace(f"space-{space.pk}")
+    # The creation time too: a database restored or reset (the suite's, each run) hands out the same
+    # ids again, and with the same secret key a new space would see an old one's cache.
+    build_args[CACHE_NAMESPACE_ARG] = cache_namespace(f"space-{space.pk}-{space.created:%Y%m%d%H%M%S%f}")
 
     buildlog.write(f"==> docker build ({config.sdk} sdk, on {platform.machine()})")
     tag = image_tag(space, sha)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from builder import docker_build
 from builder.buildlog import BuildLog
 from builder.images import build_space_image, prune_images
+from spacedock.spaces import thumbnails
 from spacedock.spaces.models import Build, BuildLogLine, RunLogLine
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,14 @@ def build(build_id: int) -> None:
             )
             buildlog.write(f"==> {message}")
             buildlog.flush()
-            build.fail(message)
+            buildlog.when_database_back(lambda: build.fail(message))
         else:
             buildlog.write(f"==> Build stopped: {stop}")
     except docker_build.BuildError as exc:
         buildlog.write(f"==> Build failed: {exc}")
         buildlog.flush()
-        build.fail(buildlog.redact(str(exc)))
+        reason = buildlog.redact(str(exc))
+        buildlog.when_database_back(lambda: build.fail(reason))
     except Exception as exc:
         log.exception("build %s crashed", build_id)
         message = (
@@ -58,18 +60,37 @@ def build(build_id: int) -> None:
         )
         buildlog.write(f"==> {message}")
         buildlog.flush()
-        build.fail(buildlog.redact(message))
+        buildlog.when_database_back(lambda: build.fail(buildlog.redact(message)))
     else:
         buildlog.write(f"==> Built {image}")
         buildlog.flush()
-        build.succeed(image)
+        buildlog.when_database_back(lambda: build.succeed(image))
         try:
             prune_images(build.space)
         except docker_build.BuildError as exc:  # the build stands; old images go next time
             log.warning("build %s: pruning old images failed: %s", build_id, exc)
     finally:
-        buildlog.flush()
+        # The folder goes first: nothing after it (a database still away) may leave it behind.
         shutil.rmtree(workdir, ignore_errors=True)
+        buildlog.flush()
+
+
+@shared_task(name="builder.tasks.capture_live_app", time_limit=120)
+def capture_live_app(build_id: int) -> None:
+    """What a public build that has just gone live shows: the gallery card's picture, and the
+    script its Gradio page loads, which an embedded <gradio-app> loads from the app too."""
+    build = Build.objects.select_related("space").filter(pk=build_id).first()
+    if build is None:
+        return
+    space = build.space
+    if space.is_private or space.deployed_build_id != build.pk or space.stage != "RUNNING":
+        return  # it changed meanwhile; the next time it goes live asks again
+    if not build.web_component_js and build.space_config().sdk == "gradio":
+        if script := thumbnails.gradio_script(space.url):
+            Build.objects.filter(pk=build.pk).update(web_component_js=script)
+    if build.thumbnail_taken is None and thumbnails.enabled():
+        if thumbnails.capture(space.url, thumbnails.path_for(build.pk)):
+            Build.objects.filter(pk=build.pk).update(thumbnail_taken=timezone.now())
 
 
 @shared_task(name="builder.tasks.reap_stuck_builds")

@@ -1,5 +1,6 @@
 #!/bin/sh
-# One image, one process per container: `web`, `worker`, `beat`, `runner`, `caddy`, or a command.
+# One image, one process per container: `web`, `worker`, `beat`, `runner`, `caddy`, `docker-proxy`,
+# or a command.
 set -e
 case "$1" in
     web)
@@ -14,6 +15,8 @@ case "$1" in
         exec celery -A spacedock beat --loglevel INFO --schedule "$SPACEDOCK_DATA_DIR/celerybeat-schedule" ;;
     runner)
         exec python manage.py runner ;;
+    docker-proxy)
+        exec python manage.py docker_proxy ;;
     caddy)
         # Admin API only; the runner loads every route and the TLS policy through it.
         SPACEDOCK_CADDY_BIN="${SPACEDOCK_CADDY_BIN:-$(command -v caddy)}" exec python manage.py caddy ;;

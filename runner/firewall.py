@@ -11,11 +11,19 @@ dropped, but for SPACEDOCK_EGRESS_ALLOW; the rest (the public internet) goes thr
 NAT. The same ranges are dropped for builds (deploy/build-engine.sh).
 
 Each chain is written whole with `iptables-restore --noflush`: no moment passes with half a chain.
+
+A runner that cannot install the rules (not root, no CAP_NET_ADMIN, no iptables) says so in
+/healthz (check() writes a report the web reads) and starts no space until it can: a space
+started then would reach the host and the metadata address. SPACEDOCK_RUNNER_FIREWALL=false is
+the operator's way to say another firewall does this job.
 """
 
+import json
 import logging
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from django.conf import settings
 
@@ -68,31 +76,85 @@ def rules(bridge: str, dropped: tuple[str, ...] = DROPPED, v6: bool = False) -> 
     return {into: [["-i", bridge, *reply], ["-i", bridge, "-j", "DROP"]], out: forward}
 
 
+# What a space's owner reads while the runner refuses to start it (the operator reads /healthz).
+REFUSED = (
+    "Spacedock will not start this space: the host's firewall for spaces is not installed, so the "
+    "app could reach the platform's own services. The operator has been told (/healthz); the space "
+    "starts on its own once the firewall is in place."
+)
+FIX = (
+    "the runner needs root or CAP_NET_ADMIN and iptables (compose: cap_add NET_ADMIN on the runner; "
+    "systemd: AmbientCapabilities=CAP_NET_ADMIN in spacedock-runner.service; docs/operations.md), "
+    "or set SPACEDOCK_RUNNER_FIREWALL=false where a firewall of your own keeps spaces off the host "
+    "and private addresses. Until then the runner starts no space."
+)
+
+
+def report_path() -> Path:
+    """Where the runner says how its firewall stands; /healthz reads it (next to runner.alive)."""
+    return Path(settings.DATA_DIR) / "run" / "runner.firewall.json"
+
+
 def ensure() -> bool:
-    """Installs the rules (idempotent, cheap when they are in place); False where iptables cannot
-    be used (not root)."""
+    """Installs the rules (idempotent, cheap when they are in place); False where they are not in
+    place (turned off, or iptables cannot be used: not root)."""
+    return settings.RUNNER_FIREWALL and not install()
+
+
+def check() -> str:
+    """Installs the rules and writes the report /healthz reads; the reason to start no space, or
+    "" when spaces may start (the rules are in place, or turned off on purpose)."""
     if not settings.RUNNER_FIREWALL:
-        return False
+        _report("off", "turned off on purpose (SPACEDOCK_RUNNER_FIREWALL=false)")
+        return ""
+    problem = install()
+    if problem:
+        _report("failing", f"the firewall for spaces is not installed ({problem}): {FIX}")
+        return REFUSED
+    _report("ok", "ok")
+    return ""
+
+
+def reported() -> dict[str, str] | None:
+    """The last report of a runner, or None when no runner has written one."""
+    try:
+        return json.loads(report_path().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _report(status: str, message: str) -> None:
+    path = report_path()
+    if reported() == {"status": status, "message": message}:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps({"status": status, "message": message}))
+    temporary.replace(path)  # whole or not at all: the web may read it at any moment
+
+
+def install() -> str:
+    """Installs the rules; "" once they are in place, else what stopped it."""
     iptables = shutil.which("iptables")
     if iptables is None:
         log.error("iptables is missing: spaces could reach the host and private addresses")
-        return False
+        return "iptables is not installed"
     bridge = docker_runtime.bridge_name()
-    if not _install(iptables, bridge, rules(bridge)):
-        return False
+    if problem := _install(iptables, bridge, rules(bridge)):
+        return problem
     ip6tables = shutil.which("ip6tables")
-    if ip6tables and not _install(ip6tables, bridge, rules(bridge, DROPPED_V6, v6=True)):
+    if ip6tables and _install(ip6tables, bridge, rules(bridge, DROPPED_V6, v6=True)):
         log.warning("ip6tables: the IPv6 rules for %s could not be installed", bridge)
-    return True
+    return ""
 
 
-def _install(iptables: str, bridge: str, wanted: dict[str, list[list[str]]]) -> bool:
+def _install(iptables: str, bridge: str, wanted: dict[str, list[list[str]]]) -> str:
     into, out = chains(bridge)
     hooks = {into: "INPUT", out: "FORWARD"}
     if all(_in_place(iptables, chain, rules_) for chain, rules_ in wanted.items()) and all(
         _run(iptables, "-w", "-C", hook, "-j", chain).returncode == 0 for chain, hook in hooks.items()
     ):
-        return True
+        return ""
     restore = ["*filter"] + [f":{chain} - [0:0]" for chain in wanted]
     restore += [" ".join(["-A", chain, *rule]) for chain, rules_ in wanted.items() for rule in rules_]
     restore.append("COMMIT")
@@ -104,15 +166,15 @@ def _install(iptables: str, bridge: str, wanted: dict[str, list[list[str]]]) -> 
     )
     if result.returncode != 0:
         log.error("%s-restore: %s", iptables, result.stderr.strip())
-        return False
+        return f"{Path(iptables).name}-restore: {result.stderr.strip()[:300]}"
     for chain, hook in hooks.items():
         if _run(iptables, "-w", "-C", hook, "-j", chain).returncode != 0:
             result = _run(iptables, "-w", "-I", hook, "1", "-j", chain)
             if result.returncode != 0:
                 log.error("iptables -I %s -j %s: %s", hook, chain, result.stderr.strip())
-                return False
+                return f"{Path(iptables).name} -I {hook}: {result.stderr.strip()[:300]}"
     log.info("firewall: %s reaches neither the host nor private addresses", bridge)
-    return True
+    return ""
 
 
 def _in_place(iptables: str, chain: str, wanted: list[list[str]]) -> bool:
@@ -124,3 +186,17 @@ def _in_place(iptables: str, chain: str, wanted: list[list[str]]) -> bool:
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True)
+
+
+def refuse(space, live: bool) -> None:
+    """Says on the space's page and in its run log why it does not start: once, not every pass.
+    No failed target is recorded, so the space starts on the first pass after the rules are in."""
+    from spacedock.spaces import stages
+
+    if space.stage_message.endswith(REFUSED):
+        return
+    space.log_run(f"===== {REFUSED} =====")
+    if live:
+        stages.replacement_failed(space, REFUSED)
+    else:
+        stages.app_failed(space, REFUSED)

@@ -73,6 +73,7 @@ class Runner:
         self.proxy_lock = threading.Lock()
         self.access_offset: int | None = None
         self.firewall_checked = 0.0
+        self.firewall_problem = ""  # while not "", no space starts (firewall.check)
         self.stopping = threading.Event()
 
     # -- the loop's one pass ------------------------------------------------------------------
@@ -81,7 +82,7 @@ class Runner:
         """One pass over every space; `wait` blocks until each space's work is done (tests)."""
         if time.monotonic() - self.firewall_checked > 30:
             docker_runtime.ensure_network()
-            firewall.ensure()
+            self.firewall_problem = firewall.check()
             self.firewall_checked = time.monotonic()
         self.count_requests()
         self.sync_proxy()
@@ -194,6 +195,9 @@ class Runner:
                 docker_runtime.remove(cid)
 
     def deploy(self, space: Space, runtime: Runtime, target: str, live, stale: dict) -> None:
+        if self.firewall_problem:  # a space started now could reach the host: say so, start nothing
+            firewall.refuse(space, live is not None)
+            return
         for cid in stale:  # half-started attempts of an earlier pass or an earlier runner
             if live is None or cid != live.id:
                 docker_runtime.remove(cid)

@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from spacedock.hardware.flavours import parse_names, parse_table
+
 
 def envbool(name: str, default: str) -> bool:
     value = os.getenv(name, default).strip().lower()
@@ -93,6 +95,10 @@ LFS_STORAGE = envstr("SPACEDOCK_LFS_STORAGE", "local")
 if LFS_STORAGE != "local":
     raise ImproperlyConfigured(f"SPACEDOCK_LFS_STORAGE={LFS_STORAGE!r}: only 'local' is built")
 LFS_DIR = Path(envstr("SPACEDOCK_LFS_DIR", str(DATA_DIR / "lfs")))
+THUMBNAILS_DIR = DATA_DIR / "thumbnails"
+# The gallery's app screenshots, taken by the worker with this Chromium (off where it is missing).
+THUMBNAILS = envbool("SPACEDOCK_THUMBNAILS", "true")
+THUMBNAIL_CHROMIUM = envstr("SPACEDOCK_THUMBNAIL_CHROMIUM", "/usr/bin/chromium")
 # Seconds an LFS transfer link handed out by the batch API stays valid.
 LFS_LINK_MAX_AGE = envint("SPACEDOCK_LFS_LINK_MAX_AGE", "3600")
 # The largest single LFS object accepted: a push's pack limit (MAX_PUSH_MB) does not see LFS
@@ -155,6 +161,9 @@ INSTALLED_APPS = [
     "spacedock.api",
     "spacedock.health",
     "spacedock.proxy",
+    "spacedock.hardware",
+    "spacedock.buckets",
+    "spacedock.dockerproxy",
 ]
 
 MIDDLEWARE = [
@@ -243,6 +252,9 @@ else:
         # Worker pings and other control messages: else kombu writes them to ./control.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often a worker looks in the queue folder: kombu's default second would add up to a
+        # second to every build's start; a listing of a small folder costs little.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {"builder.tasks.build": {"queue": "builds"}}
@@ -276,6 +288,9 @@ IMAGES_KEPT = envint("SPACEDOCK_IMAGES_KEPT", "3")  # successful builds' images 
 BUILD_CA_BUNDLE = envstr("SPACEDOCK_BUILD_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 PIP_INDEX_URL = envstr("SPACEDOCK_PIP_INDEX_URL", "")
 PIP_EXTRA_INDEX_URL = envstr("SPACEDOCK_PIP_EXTRA_INDEX_URL", "")
+# A space's build installs its requirements with the index above but without its user and
+# password (a requirement's setup.py could read them); true gives them the credentials too.
+PIP_CREDENTIALS_IN_SPACE_BUILDS = envbool("SPACEDOCK_PIP_CREDENTIALS_IN_SPACE_BUILDS", "false")
 # Tenants' builds run on an engine of their own (deploy/build-engine.sh): its own image store,
 # network namespace and limits. Images reach the engine that runs spaces through the registry.
 BUILD_DOCKER_HOST = envstr("SPACEDOCK_BUILD_DOCKER_HOST", "unix:///run/spacedock-build/docker.sock")
@@ -287,6 +302,17 @@ REGISTRY_USER = envstr("SPACEDOCK_REGISTRY_USER", "spacedock")
 
 # Unset: the one deploy/registry.sh made, read from <data>/registry/password when the worker needs it.
 REGISTRY_PASSWORD = envstr("SPACEDOCK_REGISTRY_PASSWORD", "")
+# The build worker reaches both engines only through `manage.py docker_proxy` (spacedock/dockerproxy),
+# which passes on the calls builds need and nothing else: a worker that tenant input took over
+# cannot start a privileged container. The proxy serves <DOCKER_PROXY_DIR>/{build,runtime}.sock.
+DOCKER_PROXY = envbool("SPACEDOCK_DOCKER_PROXY", "true")
+DOCKER_PROXY_DIR = Path(envstr("SPACEDOCK_DOCKER_PROXY_DIR", str(DATA_DIR / "run" / "docker-proxy")))
+# The worker's group, given the sockets (mode 0660) when the proxy runs as another user (root).
+DOCKER_PROXY_GROUP = envstr("SPACEDOCK_DOCKER_PROXY_GROUP", "")
+# The proxy's way to the engine that runs spaces (the build engine's is SPACEDOCK_BUILD_DOCKER_HOST).
+DOCKER_PROXY_RUNTIME_ENGINE = envstr(
+    "SPACEDOCK_DOCKER_PROXY_RUNTIME_ENGINE", os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+)
 
 LOGGING = {
     "version": 1,
@@ -381,3 +407,31 @@ CACHES = {
 MIDDLEWARE.insert(0, "spacedock.middleware.reject_nul_bytes")
 MIDDLEWARE.append("spacedock.ratelimits.limit_api")
 MIDDLEWARE.insert(1, "spacedock.middleware.content_security_policy")
+
+# Hardware flavours (spacedock/hardware): the operator's table, the flavour a space gets unless
+# it asks for another, and the host's GPUs ("auto": nvidia-smi's, none where it is missing).
+HARDWARE = parse_table(envstr("SPACEDOCK_HARDWARE", ""), RUN_CPUS, RUN_MEMORY_MB)
+HARDWARE_DEFAULT = envstr("SPACEDOCK_HARDWARE_DEFAULT", "cpu-basic")
+if HARDWARE_DEFAULT not in HARDWARE:
+    raise ImproperlyConfigured(
+        f"SPACEDOCK_HARDWARE_DEFAULT={HARDWARE_DEFAULT!r} is not in SPACEDOCK_HARDWARE "
+        f"({', '.join(HARDWARE)})"
+    )
+GPUS = envstr("SPACEDOCK_GPUS", "auto")
+# Who may use which flavour, unless an administrator sets the user's own (accounts.Quota.hardware):
+# empty means every flavour without a GPU. GPUs a user's running spaces may hold at once.
+QUOTA_HARDWARE = parse_names(
+    envstr("SPACEDOCK_QUOTA_HARDWARE", "") or ",".join(n for n, f in HARDWARE.items() if not f.is_gpu),
+    HARDWARE,
+    "SPACEDOCK_QUOTA_HARDWARE",
+)
+QUOTA_GPUS = envint("SPACEDOCK_QUOTA_GPUS", "1")
+# Storage buckets (spacedock/buckets): files under BUCKETS_DIR/<bucket id>, mounted into spaces.
+BUCKETS_DIR = Path(envstr("SPACEDOCK_BUCKETS_DIR", str(DATA_DIR / "buckets")))
+BUCKET_MAX_MB = envint("SPACEDOCK_BUCKET_MAX_MB", "10240")  # a bucket's size, unless an admin sets its own
+QUOTA_BUCKETS = envint("SPACEDOCK_QUOTA_BUCKETS", "5")
+# A `space` volume is another space's files at a commit, written out once under VOLUMES_DIR.
+VOLUMES_DIR = Path(envstr("SPACEDOCK_VOLUMES_DIR", str(DATA_DIR / "volumes")))
+# Where `model` and `dataset` volumes come from: a folder holding <owner>/<name> folders; empty: refused.
+VOLUME_MODELS_DIR = envstr("SPACEDOCK_VOLUME_MODELS_DIR", "")
+VOLUME_DATASETS_DIR = envstr("SPACEDOCK_VOLUME_DATASETS_DIR", "")

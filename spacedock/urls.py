@@ -3,12 +3,16 @@ from django.urls import include, path, re_path
 
 from spacedock.accounts import views_oauth
 from spacedock.api import views_files
+from spacedock.buckets.urls import api_urlpatterns as bucket_api
+from spacedock.buckets.urls import file_urlpatterns as bucket_files
 from spacedock.gitserver import views_lfs
 from spacedock.gitserver.views import smart_http
 
 urlpatterns = [
     path("", include("spacedock.proxy.urls")),
     path("", include("spacedock.health.urls")),
+    path("api/buckets/", include(bucket_api)),
+    path("buckets/", include(bucket_files)),
     path("api/", include("spacedock.api.urls")),
     path("admin/", admin.site.urls),
     # "Sign in with Spacedock" for apps (hf_oauth): the OpenID provider Gradio's LoginButton uses.

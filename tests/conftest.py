@@ -201,9 +201,31 @@ def make_repo(tmp_path):
     return make
 
 
+@pytest.fixture(scope="session")
+def docker_proxy(tmp_path_factory):
+    """`manage.py docker_proxy`: the build worker's only way to the two engines, as make up runs it."""
+    log = tmp_path_factory.mktemp("docker-proxy") / "docker-proxy.log"
+    sockets = [settings.DOCKER_PROXY_DIR / f"{engine}.sock" for engine in ("build", "runtime")]
+    for path in sockets:
+        path.unlink(missing_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "docker_proxy"],
+            cwd=ROOT, env=process_env(), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        ready = lambda: all(p.exists() for p in sockets) or proc.poll() is not None  # noqa: E731
+        wait_until(ready, 30, "the docker proxy")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        yield settings.DOCKER_PROXY_DIR
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture(scope="module")
-def worker(server, tmp_path_factory):
-    """A Celery build worker on the test broker, as `make up` runs it.
+def worker(server, docker_proxy, tmp_path_factory):
+    """A Celery build worker on the test broker, as `make up` runs it: through the Docker proxy.
 
     One per test module: elsewhere a pushed build stays queued, as the tests there expect.
     """
@@ -223,7 +245,7 @@ def worker(server, tmp_path_factory):
                 "--queues", "builds,celery", "--concurrency", "2",
                 "--prefetch-multiplier", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
             ],
-            cwd=ROOT, env=process_env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=process_env(SPACEDOCK_DOCKER_PROXY="true"), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         _wait_for_log(log, "ready.", proc)

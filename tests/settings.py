@@ -30,8 +30,15 @@ for _quota in (
     "NEVER_SLEEP",
     "PINNED_BUILDS",
     "SDK_VERSIONS",
+    "BUCKETS",
+    "GPUS",
 ):
     os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
+# A screenshot per app that goes live costs Chromium a few seconds; the thumbnail test turns it on.
+os.environ.setdefault("SPACEDOCK_THUMBNAILS", "false")
+# The suite's own process talks to the engines directly; its build worker goes through the Docker
+# proxy, as in production (tests/conftest.py's worker fixture).
+os.environ.setdefault("SPACEDOCK_DOCKER_PROXY", "false")
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403

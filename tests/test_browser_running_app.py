@@ -1,15 +1,21 @@
 """The running Gradio app in the space page's iframe, and a restart with new settings:
 git push, the build worker, the runner and Caddy, all real, driven from Chromium."""
 
+import functools
+import html
+import http.server
+import threading
 import time
 from types import SimpleNamespace
 
 import docker
 import pytest
+import requests
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from spacedock.spaces.models import Space
+from spacedock.spaces.embed import embed_snippets
+from spacedock.spaces.models import Build, Space
 from tests.browser import screenshot, sign_in
 from tests.runner_fixtures import runner_loop, wait_for
 
@@ -82,3 +88,34 @@ def test_owner_sets_secret_and_variable_and_the_app_restarts(running_space, page
     frame.locator("textarea").first.fill("Ada")
     frame.locator("button:has-text('Submit')").click()
     expect(frame.locator("textarea").nth(1)).to_have_value("Hello, Ada!", timeout=30_000)
+
+
+def test_a_paper_page_embeds_the_app_as_a_web_component_without_a_cdn(running_space, page, tmp_path):
+    """The Embed tab's <gradio-app> snippet, pasted into an outside page on another origin, runs the
+    app with Gradio's front end served by the app itself (the test machine reaches no CDN)."""
+    space = running_space.space
+    build = wait_for(
+        lambda: Build.objects.filter(pk=space.deployed_build_id).exclude(web_component_js="").first(),
+        120,
+        what="the app's web component script",
+    )
+    space.refresh_from_db()
+    snippet = embed_snippets(space)["web_component"]
+    assert f'src="{space.url}{build.web_component_js}"' in snippet and "amazonaws" not in snippet
+    code = requests.get(f"{running_space.url}/{space.full_name}/embed", timeout=10).text
+    assert html.escape(snippet).split("\n")[0] in code
+
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "index.html").write_text(f"<!doctype html><h1>Our paper</h1>\n{snippet}\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(paper))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as outside:
+        threading.Thread(target=outside.serve_forever, daemon=True).start()
+        page.goto(f"http://127.0.0.1:{outside.server_address[1]}/index.html")
+        app = page.locator("gradio-app")
+        app.locator("button:has-text('Submit')").wait_for(timeout=60_000)
+        app.locator("textarea").first.fill("Ada")
+        app.locator("button:has-text('Submit')").click()
+        expect(app.locator("textarea").nth(1)).to_have_value("Hello, Ada!", timeout=30_000)
+        screenshot(page, "paper-web-component")
+        outside.shutdown()

@@ -361,3 +361,18 @@ def test_python_version_builds_from_that_pythons_base_image(
         assert out == b"3.12\n"
     finally:
         build_engine.images.remove(marker, force=True)
+
+
+@pytest.mark.fast
+def test_pip_conf_keeps_the_index_credentials_for_the_sdk_image_only(settings, tmp_path):
+    from builder.images import pip_secrets, without_credentials
+
+    assert without_credentials("https://u:p@idx.example:8443/simple") == "https://idx.example:8443/simple"
+    assert without_credentials("https://tok@[fd00::1]/simple") == "https://[fd00::1]/simple"
+    assert without_credentials("https://idx.example/simple") == "https://idx.example/simple"
+    settings.PIP_INDEX_URL, settings.PIP_EXTRA_INDEX_URL = "https://u:p@idx.example/simple", ""
+    assert "u:p@" in pip_secrets(tmp_path, "full")["pipconf"].read_text()
+    assert "u:p@" not in pip_secrets(tmp_path, "public")["pipconf"].read_text()
+    assert "pipconf" not in pip_secrets(tmp_path, "none")
+    settings.PIP_CREDENTIALS_IN_SPACE_BUILDS = True  # the operator's choice, for trusted tenants
+    assert "u:p@" in pip_secrets(tmp_path, "public")["pipconf"].read_text()

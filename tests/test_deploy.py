@@ -3,6 +3,7 @@ base image and serves, and the Procfile (`make up`) runs the same processes nati
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from django.conf import settings
 
 from tests.conftest import ROOT, free_port, wait_until
 
-PLATFORM = {"web", "worker", "beat", "runner", "caddy", "registry"}
+PLATFORM = {"web", "worker", "beat", "runner", "caddy", "registry", "docker-proxy"}
 
 
 def compose_config() -> dict:
@@ -32,7 +33,7 @@ def compose_config() -> dict:
     return yaml.safe_load(result.stdout)
 
 
-def test_compose_file_validates_and_keeps_the_docker_socket_to_worker_and_runner():
+def test_compose_file_validates_and_keeps_the_docker_socket_to_runner_and_docker_proxy():
     services = compose_config()["services"]
     assert set(services) == PLATFORM | {"postgres", "redis"}
     for name, service in services.items():
@@ -41,12 +42,15 @@ def test_compose_file_validates_and_keeps_the_docker_socket_to_worker_and_runner
             v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service.get("volumes", [])
         ]
         has_socket = any("docker.sock" in m for m in mounts)
-        assert has_socket == (name in ("worker", "runner")), name
+        assert has_socket == (name in ("runner", "docker-proxy")), name
         if name != "beat":
             assert service["healthcheck"]["test"], name
     for name in ("web", "worker", "runner"):
         assert "healthcheck" in " ".join(services[name]["healthcheck"]["test"])
     assert services["web"]["user"] == "spacedock"
+    # The worker parses tenants' repositories: not root, no socket, the proxy's in the data volume.
+    assert services["worker"]["user"] == "spacedock"
+    assert services["docker-proxy"]["environment"]["SPACEDOCK_DOCKER_PROXY_GROUP"] == "spacedock"
     assert services["web"]["environment"]["SPACEDOCK_DATA_DIR"] == "/var/lib/spacedock/data"
     assert "spacedock-data:/var/lib/spacedock/data" in " ".join(
         v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in services["worker"]["volumes"]
@@ -175,7 +179,8 @@ def test_make_up_processes_run_natively(tmp_path):
         )  # fmt: skip
     try:
         answer = wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz"), 90, "make up's web")
-        assert answer.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+        checks = answer.json()["checks"]
+        assert answer.json()["status"] == "ok" and checks["database"] == checks["broker"] == "ok"
 
         def worker_answers():
             check = subprocess.run(
@@ -192,3 +197,52 @@ def test_make_up_processes_run_natively(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(0.5)
+
+
+def test_compose_worker_reaches_the_engines_only_through_docker_proxy(platform_image, docker_client):
+    """As docker-compose.yml runs them: docker-proxy as root with both sockets, the worker as
+    `spacedock` with the data volume alone. The worker pings both engines through the proxy's
+    sockets, and a privileged container asked for through them is refused."""
+    compose = compose_config()["services"]
+    assert compose["docker-proxy"]["command"] == ["docker-proxy"]
+    volume = docker_client.volumes.create(labels={"spacedock.instance": settings.INSTANCE})
+    data = {volume.name: {"bind": "/var/lib/spacedock/data", "mode": "rw"}}
+    env = {"SPACEDOCK_SECRET_KEY": secrets.token_urlsafe(48), "SPACEDOCK_INSTANCE": settings.INSTANCE}
+    build_socket = "/run/spacedock-build/docker.sock"
+    proxy = docker_client.containers.run(
+        platform_image, ["docker-proxy"], detach=True, network_mode="host",
+        environment={**compose["docker-proxy"]["environment"], **env},
+        volumes={**data, "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+                 build_socket: {"bind": build_socket, "mode": "rw"}},
+        labels={"spacedock.instance": settings.INSTANCE},
+    )  # fmt: skip
+    escape = (
+        "import docker\n"
+        "c = docker.DockerClient(base_url='unix:///var/lib/spacedock/data/run/docker-proxy/runtime.sock')\n"
+        "try:\n    c.containers.run('busybox', 'id', privileged=True, volumes={'/': {'bind': '/host'}})\n"
+        "except docker.errors.APIError as e:\n    print(e.status_code, e.explanation)\n"
+    )
+
+    def as_worker(*command: str) -> str:
+        return docker_client.containers.run(
+            platform_image, list(command), user=compose["worker"]["user"], network_mode="host",
+            environment=env, volumes=data, remove=True, labels={"spacedock.instance": settings.INSTANCE},
+        ).decode()  # fmt: skip
+
+    try:
+
+        def pings():
+            try:
+                return "docker-proxy: ok" in as_worker("python", "manage.py", "healthcheck", "docker-proxy")
+            except Exception:  # not listening yet: the container exits 1
+                return False
+
+        wait_until(pings, 60, lambda: f"the proxy's sockets to answer the worker:\n{proxy.logs().decode()}")
+        assert as_worker("id", "-un").strip() == "spacedock"
+        listing = as_worker("sh", "-c", "ls /var/run/docker.sock /run/spacedock-build 2>&1 || true")
+        assert listing.count("No such") == 2, listing  # no socket of its own
+        refused = as_worker("python", "-c", escape)
+        assert refused.startswith("403") and "refuses POST /containers/create" in refused, refused
+    finally:
+        proxy.remove(force=True)
+        volume.remove(force=True)

@@ -27,7 +27,9 @@ def healthcheck(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_healthz_says_ok_with_its_checks(live):
     answer = requests.get(f"{live.url}/healthz", timeout=10)
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    body = answer.json()
+    assert body["status"] == "ok" and body["checks"]["database"] == body["checks"]["broker"] == "ok"
+    assert set(body["checks"]) == {"database", "broker", "firewall"}
     assert "no-cache" in answer.headers["Cache-Control"]
     assert healthcheck("web", "--url", f"{live.url}/healthz").returncode == 0
 
@@ -53,6 +55,27 @@ def test_healthz_fails_when_the_database_is_gone(db, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.fast
+def test_healthz_reports_the_runners_firewall(client, db, settings, tmp_path):
+    """What the runner last said of its firewall (runner/firewall.py); a missing one fails /healthz.
+    A real runner without CAP_NET_ADMIN: tests/security/test_runner_firewall.py."""
+    from runner import firewall
+
+    settings.DATA_DIR = tmp_path
+    answer = client.get("/healthz")
+    assert answer.status_code == 200 and "not reported yet" in answer.json()["checks"]["firewall"]
+    for status, message in (("ok", "ok"), ("off", "turned off on purpose")):
+        firewall._report(status, message)
+        answer = client.get("/healthz")
+        assert answer.status_code == 200 and answer.json()["checks"]["firewall"] == message
+    firewall._report("failing", "the firewall for spaces is not installed (iptables: denied): fix it")
+    answer = client.get("/healthz")
+    assert answer.status_code == 503 and answer.json()["status"] == "failing"
+    assert answer.json()["checks"]["firewall"] == (
+        "failed: RuntimeError: the firewall for spaces is not installed (iptables: denied): fix it"
+    )
 
 
 def metric_lines(text: str) -> dict[str, float]:

@@ -1,8 +1,10 @@
 """Every change of what should run nudges the runner once it is committed, from a page or the API."""
 
 import json
+import threading
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -67,3 +69,34 @@ def test_a_refused_change_does_not_nudge(space, django_capture_on_commit_callbac
     with django_capture_on_commit_callbacks() as callbacks:
         assert api(space, "sleeptime", {"seconds": 5}).status_code == 400
     assert notify.poke not in callbacks and Space.objects.get(pk=space.pk).sleep_time == 172800
+
+
+def test_a_finished_build_nudges_the_runner(space, django_capture_on_commit_callbacks):
+    build = Build.objects.create(space=space, commit_sha="b" * 40)
+    assert build.start()
+    with django_capture_on_commit_callbacks() as callbacks:
+        build.succeed("img:2")
+    assert notify.poke in callbacks
+
+
+def test_without_redis_a_nudge_reaches_the_runner_over_a_local_socket(monkeypatch):
+    monkeypatch.setattr(settings, "REDIS_URL", "")
+    wake, stopping = threading.Event(), threading.Event()
+    listener = threading.Thread(target=notify.listen, args=(wake, stopping))
+    listener.start()
+    try:
+        # The listener binds in its own time: poke until it hears one.
+        for _ in range(50):
+            notify.poke()
+            if wake.wait(0.1):
+                break
+        assert wake.is_set(), "the runner never heard a nudge"
+        # A second runner of the same install cannot take the address; it falls back to its timer.
+        second = threading.Thread(target=notify.listen, args=(threading.Event(), stopping))
+        second.start()
+        second.join(5)
+        assert not second.is_alive()
+    finally:
+        stopping.set()
+        listener.join(5)
+    notify.poke()  # nobody listens now: nothing raises

@@ -172,6 +172,9 @@ def test_embeds_and_pins(ada, ada_client, client):
     assert "X-Frame-Options" not in embed and f'src="{space.url}"' in embed.content.decode()
     assert f'src="{space.url}"' in client.get(f"/embed/ada/chat/{'a' * 7}").content.decode()
     assert client.get("/embed/ada/chat/bbbbbbb").status_code == 404
+    # Gradio's theme switch reaches the app; anything else in it does not.
+    assert f'src="{space.url}?__theme=dark"' in client.get("/embed/ada/chat?__theme=dark").content.decode()
+    assert "__theme" not in client.get("/embed/ada/chat?__theme=%22%3E%3Cscript%3E").content.decode()
     assert client.get("/ada/chat")["X-Frame-Options"] == "DENY"  # the platform's own pages never frame
 
     token = csrf(ada_client, "/ada/chat/embed")
@@ -180,6 +183,11 @@ def test_embeds_and_pins(ada, ada_client, client):
     assert build.pinned and build.pinned_host == f"pin--{build.pk}.localhost"
     code = client.get("/ada/chat/embed").content.decode()
     assert f"/embed/ada/chat/{'a' * 40}" in code
+    # A citation for the paper, pointing at the pinned embed page.
+    assert (
+        "@misc{ada_chat_" in code
+        and f"\\url{{http://localhost:{settings.PORT}/embed/ada/chat/{'a' * 40}}}" in code
+    )
     # A later push deploys another build; the pinned embed still frames the pinned one.
     newer = Build.objects.create(space=space, commit_sha="b" * 40, state="succeeded", image="img:2")
     Space.objects.filter(pk=space.pk).update(deployed_build=newer, head_sha="b" * 40)

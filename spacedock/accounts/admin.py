@@ -12,6 +12,9 @@ class QuotaAdmin(admin.ModelAdmin):
         "running_spaces",
         "running_memory_mb",
         "never_sleep",
+        "gpus",
+        "buckets",
+        "hardware",
     )
     search_fields = ("user__username",)
     raw_id_fields = ("user",)

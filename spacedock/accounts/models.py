@@ -89,6 +89,18 @@ class QuotaExceeded(PermissionDenied):
         )
 
 
+class HardwareNotAllowed(QuotaExceeded):
+    """The user's hardware quota does not list the flavour they asked for."""
+
+    def __init__(self, flavour: str, allowed: list[str]):
+        self.quota, self.limit, self.status = "hardware", len(allowed), 403
+        PermissionDenied.__init__(
+            self,
+            f"Quota exceeded: hardware ({flavour} is not among the flavours you may use: "
+            f"{', '.join(allowed) or 'none'}). Ask an administrator to add it to your quota.",
+        )
+
+
 # A quota's setting and how its message counts it.
 QUOTAS = {
     "spaces": ("QUOTA_SPACES", "spaces"),
@@ -98,6 +110,8 @@ QUOTAS = {
     "never_sleep": ("QUOTA_NEVER_SLEEP", "spaces that never sleep"),
     "pinned_builds": ("QUOTA_PINNED_BUILDS", "pinned builds"),
     "sdk_versions": ("QUOTA_SDK_VERSIONS", "Gradio versions across your builds"),
+    "gpus": ("QUOTA_GPUS", "GPUs across running spaces"),
+    "buckets": ("QUOTA_BUCKETS", "storage buckets"),
 }
 
 
@@ -112,6 +126,10 @@ class Quota(models.Model):
     never_sleep = models.IntegerField(null=True, blank=True)
     pinned_builds = models.IntegerField(null=True, blank=True)
     sdk_versions = models.IntegerField(null=True, blank=True)
+    gpus = models.IntegerField(null=True, blank=True)
+    buckets = models.IntegerField(null=True, blank=True)
+    # Flavours this user may run on, comma-separated; empty means SPACEDOCK_QUOTA_HARDWARE.
+    hardware = models.CharField(max_length=500, blank=True)
 
     def __str__(self) -> str:
         return f"quota of {self.user.username}"
@@ -120,6 +138,21 @@ class Quota(models.Model):
     def limit(cls, user: User, quota: str) -> int:
         row = cls.objects.filter(user=user).values_list(quota, flat=True).first()
         return row if row is not None else getattr(settings, QUOTAS[quota][0])
+
+    @classmethod
+    def hardware_allowed(cls, user: User) -> list[str]:
+        """The flavours `user` may run on: their own list where an administrator set one, else the setting."""
+        own = cls.objects.filter(user=user).values_list("hardware", flat=True).first()
+        if own:
+            return [name.strip() for name in own.split(",") if name.strip()]
+        return list(settings.QUOTA_HARDWARE)
+
+    @classmethod
+    def require_hardware(cls, user: User, flavour: str) -> None:
+        """QuotaExceeded naming the hardware quota when `user` may not run on `flavour`."""
+        allowed = cls.hardware_allowed(user)
+        if flavour not in allowed:
+            raise HardwareNotAllowed(flavour, allowed)
 
     @classmethod
     def require(cls, user: User, quota: str, used: int, adding: int = 1, status: int = 403) -> None:

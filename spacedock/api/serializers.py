@@ -5,6 +5,8 @@ from datetime import UTC
 from django.contrib.auth.models import User
 
 from spacedock.accounts.models import AccessToken
+from spacedock.buckets.serializers import volumes_json
+from spacedock.hardware.models import SpaceHardware
 from spacedock.spaces.models import Build, Space, Variable, trending_points
 
 
@@ -16,10 +18,12 @@ def hub_time(moment) -> str | None:
 
 
 def runtime_json(space: Space) -> dict:
+    hardware = SpaceHardware.of(space)
     return {
         "stage": space.stage,
         "errorMessage": space.stage_message or None,
-        "hardware": {"current": "cpu-basic" if space.container_id else None, "requested": "cpu-basic"},
+        "hardware": {"current": hardware.current_for_api(), "requested": hardware.flavour().name},
+        "volumes": volumes_json(space),
         "storage": None,
         "gcTimeout": space.sleep_time if space.sleep_time >= 0 else None,
         "replicas": {"current": 1 if space.container_id else 0, "requested": 1},
@@ -103,6 +107,17 @@ def space_json(space: Space) -> dict:
         "host": space.url,
         "runtime": runtime_json(space),
         "build": build_json(space.builds.first()),
+        "pinnedBuilds": [pinned_json(b) for b in space.builds.filter(pinned=True).order_by("-created")],
+    }
+
+
+def pinned_json(build: Build) -> dict:
+    return {
+        "build": build.pk,
+        "sha": build.commit_sha,
+        "pinned": build.pinned,
+        "host": build.pinned_host,
+        "url": build.pinned_url,
     }
 
 

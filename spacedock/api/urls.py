@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from spacedock.api import (
     views_commits,
     views_files,
+    views_hardware,
     views_logs,
     views_orgs,
     views_repos,
@@ -12,6 +13,7 @@ from spacedock.api import (
     views_spaces,
     views_users,
     views_variables,
+    views_volumes,
 )
 
 space = "spaces/<str:owner>/<str:name>"
@@ -38,6 +40,9 @@ urlpatterns = [
     path(f"{space}/pause", views_runtime.pause),
     path(f"{space}/sleeptime", views_runtime.sleeptime),
     path(f"{space}/rollback", views_runtime.rollback),
+    path(f"{space}/pin", views_runtime.pin),
+    path(f"{space}/hardware", views_hardware.request_hardware),
+    path(f"{space}/volumes", views_volumes.space_volumes),
     re_path(r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/logs/(?P<kind>build|run)$", views_logs.space_logs),
     path(f"{space}/like", views_users.like),
     path(f"{space}/likers", views_users.space_likers),

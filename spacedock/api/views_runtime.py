@@ -5,13 +5,13 @@ from functools import wraps
 from django.db import transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from spacedock.api.protocol import api_error, json_body, row_id, with_api_errors
-from spacedock.api.serializers import runtime_json
+from spacedock.api.serializers import pinned_json, runtime_json
 from spacedock.spaces import stages
 from spacedock.spaces.access import space_owner, space_reader
-from spacedock.spaces.models import Space
+from spacedock.spaces.models import Build, Space
 
 
 @with_api_errors
@@ -20,14 +20,14 @@ def space_runtime(request, space: Space):
     return JsonResponse(runtime_json(space))
 
 
-def owner_action(view):
+def owner_action(view, methods: tuple[str, ...] = ("POST",)):
     """A POST by the space's owner (spaces.access: a write token, or a session with its CSRF token).
 
     One transaction: the runner is nudged (Space methods, on commit) once every change is in.
     """
 
     @csrf_exempt
-    @require_POST
+    @require_http_methods(list(methods))
     @with_api_errors
     @space_owner
     @wraps(view)
@@ -70,15 +70,36 @@ def sleeptime(request, space: Space):
     return JsonResponse(runtime_json(space))
 
 
+def _named_build(request, space: Space) -> Build | None:
+    """The succeeded build of this space that the body's {"build": <id>} names."""
+    build_id = row_id(json_body(request).get("build"))
+    return space.builds.filter(pk=build_id, state="succeeded").exclude(image="").first() if build_id else None
+
+
+NAME_A_BUILD = 'Send {"build": <id>} naming a succeeded build of this space'
+
+
 @owner_action
 def rollback(request, space: Space):
-    build_id = row_id(json_body(request).get("build"))
-    build = (
-        space.builds.filter(pk=build_id, state="succeeded").exclude(image="").first() if build_id else None
-    )
+    build = _named_build(request, space)
     if build is None:
-        return api_error(400, 'Send {"build": <id>} naming a succeeded build of this space')
+        return api_error(400, NAME_A_BUILD)
     space.check_run_quota()
     space.rollback(build)
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))
+
+
+def _pin(request, space: Space):
+    """POST pins a succeeded build (its image is kept and served at its own host); DELETE unpins."""
+    build = _named_build(request, space)
+    if build is None:
+        return api_error(400, NAME_A_BUILD)
+    if request.method == "DELETE":
+        build.unpin()
+    else:
+        build.pin()
+    return JsonResponse(pinned_json(build))
+
+
+pin = owner_action(_pin, methods=("POST", "DELETE"))

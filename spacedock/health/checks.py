@@ -47,6 +47,33 @@ def runner(max_age: float = 60.0) -> str:
     return f"ok ({age:.0f} s ago)"
 
 
+def docker_proxy() -> str:
+    """Both of the Docker proxy's sockets answer a ping, each from its engine."""
+    import docker
+
+    for engine in ("build", "runtime"):
+        path = Path(settings.DOCKER_PROXY_DIR) / f"{engine}.sock"
+        client = docker.DockerClient(base_url=f"unix://{path}", version="1.41", timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    return "ok"
+
+
+def firewall() -> str:
+    """How the runner's firewall for spaces stands, as the runner last said (runner/firewall.py).
+    Not installed: failing, with what to fix; the runner starts no space meanwhile."""
+    from runner import firewall as runner_firewall
+
+    report = runner_firewall.reported()
+    if report is None:
+        return "not reported yet (no runner has made a pass)"
+    if report.get("status") == "failing":
+        raise RuntimeError(report.get("message", "not installed"))
+    return report.get("message", "ok")
+
+
 def run(checks: dict) -> tuple[bool, dict[str, str]]:
     results, healthy = {}, True
     for name, check in checks.items():

@@ -15,7 +15,9 @@ LOOPBACK = ("127.0.0.1", "::1")
 @never_cache
 @require_GET
 def healthz(request):
-    healthy, results = checks.run({"database": checks.database, "broker": checks.broker})
+    healthy, results = checks.run(
+        {"database": checks.database, "broker": checks.broker, "firewall": checks.firewall}
+    )
     return JsonResponse(
         {"status": "ok" if healthy else "failing", "checks": results}, status=200 if healthy else 503
     )

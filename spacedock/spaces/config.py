@@ -59,6 +59,8 @@ class SpaceConfig:
     hf_oauth: bool = False
     hf_oauth_scopes: list[str] = field(default_factory=list)
     hf_oauth_expiration_minutes: int = 480
+    # A flavour the author suggests (the Hub's key); shown to the owner, never applied by itself.
+    suggested_hardware: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -229,6 +231,7 @@ def parse(readme: str) -> SpaceConfig:
     config.tags = _strings(data, "tags")
     config.models = _strings(data, "models")
     config.datasets = _strings(data, "datasets")
+    config.suggested_hardware = _text(data, "suggested_hardware", "")[:40]
     config.pinned = _bool(data, "pinned")
     config.disable_embedding = _bool(data, "disable_embedding")
     config.hf_oauth = _bool(data, "hf_oauth")

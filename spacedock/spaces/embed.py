@@ -4,6 +4,7 @@ A private space's iframe gets a short-lived signed link; spacedock.proxy.access 
 space's host and turns it into a cookie for that host.
 """
 
+import re
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -34,11 +35,13 @@ def embed_snippets(space: Space) -> dict[str, str]:
         'allow="camera; microphone; clipboard-read; clipboard-write; fullscreen"></iframe>'
     )
     snippets = {"iframe": iframe}
-    if space.sdk == "gradio" and space.sdk_version:
-        version = space.sdk_version
+    build = space.deployed_build
+    if not space.is_private and build is not None and build.web_component_js:
+        # Gradio's own front end, from the app itself: readers need no CDN, and it matches the
+        # app's Gradio version.
         snippets["web_component"] = (
-            f'<script type="module" src="https://gradio.s3-us-west-2.amazonaws.com/{version}/gradio.js">'
-            f'</script>\n<gradio-app src="{src}"></gradio-app>'
+            f'<script type="module" src="{src}{build.web_component_js}"></script>\n'
+            f'<gradio-app src="{src}"></gradio-app>'
         )
     return snippets
 
@@ -60,3 +63,23 @@ def pinned_app_url(space: Space, build: Build, user) -> str | None:
     if build.pk == space.deployed_build_id:
         return space_embed_url(space, user)
     return None
+
+
+def citation(space: Space, build: Build) -> str:
+    """BibTeX for a paper that cites a pinned build: its embed page keeps showing that build."""
+
+    def braced(text: str) -> str:
+        # BibTeX reads braces and backslashes; a title is the author's free text.
+        return "".join(ch for ch in text if ch not in "{}\\")
+
+    year = (build.finished or build.created).year
+    key = re.sub(r"[^A-Za-z0-9]+", "_", f"{space.owner.username}_{space.name}_{year}")
+    return (
+        f"@misc{{{key},\n"
+        f"  title = {{{braced(space.title or space.name)}}},\n"
+        f"  author = {{{braced(space.owner.get_full_name() or space.owner.username)}}},\n"
+        f"  year = {{{year}}},\n"
+        f"  howpublished = {{\\url{{{pinned_embed_page(space, build)}}}}},\n"
+        f"  note = {{Spacedock space {braced(space.full_name)}, build {build.commit_sha[:7]}}}\n"
+        "}"
+    )

@@ -18,7 +18,7 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.models import LfsObject
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
-from spacedock.spaces import notify, stages, webhooks
+from spacedock.spaces import notify, stages, thumbnails, webhooks
 from spacedock.spaces.stages import LIVE_STAGES, STAGES, BuildState, Stage  # noqa: F401
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -64,6 +64,7 @@ RESERVED_ENV = ("SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE
 
 VISIBILITIES = ("public", "private")
 BUILD_TASK = "builder.tasks.build"
+CAPTURE_TASK = "builder.tasks.capture_live_app"
 
 
 MAX_SLEEP_TIME = 365 * 24 * 3600
@@ -178,6 +179,14 @@ class Space(models.Model):
     @property
     def url(self) -> str:
         return f"{settings.SCHEME}://{self.host}{settings.PORT_SUFFIX}/"
+
+    @property
+    def thumbnail_url(self) -> str | None:
+        """The gallery picture of what runs now; None until one is taken (the card shows the emoji)."""
+        build = self.deployed_build
+        if self.is_private or build is None or build.thumbnail_taken is None:
+            return None
+        return f"/thumbnails/{build.pk}.png"
 
     @property
     def git_url(self) -> str:
@@ -520,6 +529,11 @@ class Build(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)  # the worker is alive
     # A paper embeds this build for good: its image is kept and served at pinned_host.
     pinned = models.BooleanField(default=False)
+    # What the live app showed once it first answered (builder.tasks.capture_live_app): when the
+    # gallery's screenshot was taken, and the script of Gradio's <gradio-app> web component
+    # ("assets/index-<hash>.js", served by the app itself, so an embed needs no CDN).
+    thumbnail_taken = models.DateTimeField(null=True, blank=True)
+    web_component_js = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -531,6 +545,16 @@ class Build(models.Model):
     def dispatch(self) -> None:
         # By name: the web never imports the builder; the worker that serves the task does.
         transaction.on_commit(lambda: celery_app.send_task(BUILD_TASK, args=[self.pk]))
+
+    def request_capture(self) -> None:
+        """Once a public build answers at its URL: the gallery's picture and the web component's
+        script, each until it has been had once."""
+        if self.space.is_private:
+            return
+        wanted_picture = self.thumbnail_taken is None and thumbnails.enabled()
+        wanted_script = not self.web_component_js and self.space_config().sdk == "gradio"
+        if wanted_picture or wanted_script:
+            transaction.on_commit(lambda: celery_app.send_task(CAPTURE_TASK, args=[self.pk]))
 
     @property
     def duration(self) -> float | None:
@@ -554,7 +578,8 @@ class Build(models.Model):
 
     def succeed(self, image: str) -> None:
         """building -> succeeded, and the image becomes what the runner should run."""
-        stages.build_succeeded(self, image)
+        if stages.build_succeeded(self, image):
+            notify.poke_on_commit()  # the runner deploys it now, not at its next pass
 
     def fail(self, error: str) -> None:
         """queued or building -> failed; the space says why, with what to do about it."""
@@ -571,6 +596,11 @@ class Build(models.Model):
             )
         Build.objects.filter(pk=self.pk).update(pinned=True)
         self.pinned = True
+
+    def unpin(self) -> None:
+        """Its image goes with the next prune, unless the space still runs it or keeps it as recent."""
+        Build.objects.filter(pk=self.pk).update(pinned=False)
+        self.pinned = False
 
     @property
     def pinned_host(self) -> str:

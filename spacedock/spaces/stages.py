@@ -314,7 +314,12 @@ def app_lost(space: "Space") -> bool:
 
 def app_running(space: "Space") -> bool:
     """Call only once Caddy routes the space's host to the container that answers."""
-    return _moved(space, "app_running")
+    moved = _moved(space, "app_running")
+    if moved and space.deployed_build_id:
+        build = _build_model().objects.filter(pk=space.deployed_build_id).select_related("space").first()
+        if build is not None:
+            build.request_capture()  # now that it answers, the gallery can have its picture
+    return moved
 
 
 def app_failed(space: "Space", message: str) -> bool:

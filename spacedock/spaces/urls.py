@@ -2,7 +2,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from spacedock.accounts.views import profile
-from spacedock.spaces import views, views_settings
+from spacedock.spaces import views, views_settings, views_thumbnails
 
 space = "<str:owner>/<str:name>"
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     path(f"embed/{space}", views.embed, name="embed"),
     path(f"embed/{space}/<str:sha>", views.embed, name="pinned_embed"),
     path("new", views.new_space, name="new_space"),
+    path("thumbnails/<int:build_id>.png", views_thumbnails.thumbnail, name="thumbnail"),
     path("<str:username>", profile, name="profile"),
     # The Hub's address of a space, which huggingface_hub hands out.
     path(f"spaces/{space}", RedirectView.as_view(pattern_name="space", permanent=False)),

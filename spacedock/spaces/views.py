@@ -17,7 +17,13 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import readable_space, space_owner, space_reader
-from spacedock.spaces.embed import embed_snippets, pinned_app_url, pinned_embed_page, space_embed_url
+from spacedock.spaces.embed import (
+    citation,
+    embed_snippets,
+    pinned_app_url,
+    pinned_embed_page,
+    space_embed_url,
+)
 from spacedock.spaces.gallery import SORTS, filter_spaces
 from spacedock.spaces.models import LIVE_STAGES, Space, valid_name
 
@@ -33,7 +39,7 @@ def gallery(request):
     sdk = request.GET.get("sdk", "")
     tag = request.GET.get("tag", "")
     spaces = filter_spaces(request.user, search=q, tags=[tag] if tag else [], sdk=sdk)
-    spaces = spaces.order_by(SORTS.get(sort, SORTS["trending"]), "-pk")
+    spaces = spaces.order_by(SORTS.get(sort, SORTS["trending"]), "-pk").select_related("deployed_build")
     try:
         size = min(max(int(request.GET.get("size", PAGE_SIZE)), 1), MAX_PAGE_SIZE)
     except ValueError:
@@ -165,7 +171,7 @@ def space_embed_code(request, space: Space):
     context["snippets"] = embed_snippets(space)
     context["deployed"] = space.deployed_build
     context["pins"] = [
-        (build, pinned_embed_page(space, build))
+        (build, pinned_embed_page(space, build), citation(space, build))
         for build in space.builds.filter(pinned=True).order_by("-created")
     ]
     return render(request, "spaces/embed_code.html", context)
@@ -247,6 +253,9 @@ def embed(request, space: Space, sha: str = ""):
         if build is None or len(sha) < 7:
             raise Http404
         url = pinned_app_url(space, build, request.user)
+    theme = request.GET.get("__theme")
+    if url and theme in ("light", "dark"):  # Gradio's own switch, passed on to the app
+        url = f"{url}{'&' if '?' in url else '?'}__theme={theme}"
     return render(
         request, "spaces/embed.html", {"space": space, "app_url": url, "allow": ALLOW, "build": build}
     )

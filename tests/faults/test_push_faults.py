@@ -263,11 +263,18 @@ def test_database_restart_is_survived(live, worker, token_for, make_repo, docker
         version = sorted(os.listdir("/etc/postgresql"))[-1]
         restart = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"]
     token = token_for("alice")
-    repo = make_repo()
+    # A build that takes a while, so that Postgres restarts in the middle of it.
+    serve = 'CMD ["python3", "-m", "http.server", "8000"]'
+    dockerfile = f"FROM BASE\nRUN echo {uuid.uuid4().hex} && sleep 15\n{serve}\n"
+    repo = make_repo(docker_space(dockerfile))
+    first = repo.git("rev-parse", "HEAD").stdout.strip()
     assert repo.push(live.git_url("alice", "before", token)).returncode == 0
     assert live.api("spaces/alice/before").status_code == 200
 
     if restart:
+        # While the first build runs: it keeps building, and its log and outcome catch up.
+        building = Build.objects.filter(commit_sha=first, state="building")
+        wait_until(building.exists, 120, "the build")
         subprocess.run(restart, check=True, capture_output=True, timeout=120)
         wait_until(
             lambda: subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0, 60, "Postgres"
@@ -275,12 +282,15 @@ def test_database_restart_is_survived(live, worker, token_for, make_repo, docker
     from django.db import connection
 
     connection.close()  # this test process's own connection died with the server
+    survived = done(first, 300)
+    assert survived.state == "succeeded", survived.error + log_text(survived)
+    assert "==> Built" in log_text(survived)
 
     # gunicorn checks its connections before use (CONN_HEALTH_CHECKS): the next requests work.
     assert wait_until(
         lambda: live.api("spaces/alice/before").status_code == 200, 30, "the API after the restart"
     )
-    repo.write({"app.py": repo.path.joinpath("app.py").read_text() + "\n# after the restart\n"})
+    repo.write({"index.html": "after the restart\n"})
     sha = repo.commit("after the restart")
     pushed = repo.push(live.git_url("alice", "before", token))
     assert pushed.returncode == 0, pushed.stderr

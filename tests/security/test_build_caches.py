@@ -63,3 +63,41 @@ CMD ["sleep", "1"]
     assert "index-s3cret-42" not in log_text(build)
     leak = docker_client.containers.run(build.image, ["cat", "/leak"], remove=True, network_disabled=True)
     assert b"index-s3cret-42" not in leak
+
+
+def test_a_gradio_space_build_gets_the_index_without_its_credentials(live, token_for, make_repo, settings):
+    """A space's requirements may name a source distribution: its setup.py runs while pip.conf is
+    mounted, and could send it anywhere. What the builder hands BuildKit for that build is read
+    here as it goes in (the build itself is real); the SDK image, Spacedock's own recipe, keeps
+    the full index URL."""
+    from builder import docker_build
+
+    repo = make_repo()  # a Gradio app without requirements: a code-only build on the SDK image
+    first = build_now(live, token_for("mallory"), repo, "mallory", "pipconf")  # the SDK image, if missing
+    assert first.state == "succeeded", first.error
+    settings.PIP_INDEX_URL = "https://spacedock:index-s3cret-42@pypi.invalid:8443/simple"
+    settings.PIP_EXTRA_INDEX_URL = "https://token-s3cret-43@extra.invalid/simple"
+    handed: list[str] = []
+    real_build = docker_build.build
+
+    def build(*args, secrets=None, **kwargs):
+        handed.extend(path.read_text() for key, path in (secrets or {}).items() if key == "pipconf")
+        return real_build(*args, secrets=secrets, **kwargs)
+
+    docker_build.build = build
+    try:
+        repo.write({"app.py": repo_app(uuid.uuid4().hex)})
+        repo.commit("code only")
+        build = build_now(live, token_for("mallory"), repo, "mallory", "pipconf")
+    finally:
+        docker_build.build = real_build
+    assert build.state == "succeeded", build.error
+    assert handed, "the space's build got no pip.conf"
+    assert "index-url = https://pypi.invalid:8443/simple" in handed[-1]
+    assert "extra-index-url = https://extra.invalid/simple" in handed[-1]
+    assert not any("s3cret" in text for text in handed)
+    assert "s3cret" not in log_text(build)
+
+
+def repo_app(marker: str) -> str:
+    return f'import gradio as gr\n\n# {marker}\ngr.Interface(lambda n: n, "text", "text").launch()\n'

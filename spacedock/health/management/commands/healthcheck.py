@@ -18,7 +18,7 @@ class Command(BaseCommand):
     help = "Exits 0 when a Spacedock process is healthy, 1 otherwise: for compose, systemd and monitors."
 
     def add_arguments(self, parser):
-        parser.add_argument("process", choices=["web", "worker", "runner", "all"])
+        parser.add_argument("process", choices=["web", "worker", "runner", "docker-proxy", "all"])
         parser.add_argument("--url", help="the web's /healthz (default: 127.0.0.1 on SPACEDOCK_PORT)")
         parser.add_argument("--timeout", type=float, default=5.0, help="seconds a worker has to answer")
 
@@ -31,7 +31,8 @@ class Command(BaseCommand):
                 "broker": checks.broker,
                 "worker": lambda: checks.worker(timeout),
             },
-            "runner": {"database": checks.database, "runner": checks.runner},
+            "runner": {"database": checks.database, "runner": checks.runner, "firewall": checks.firewall},
+            "docker-proxy": {"docker-proxy": checks.docker_proxy},
         }
         if process == "all":
             selected = {k: v for group in wanted.values() for k, v in group.items()}

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0002_quota"),
+        ("accounts", "0003_quota_hardware_gpus_buckets"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0003_organizations"),
+        ("accounts", "0004_organizations"),
         ("spaces", "0006_build_config_and_stage_choices"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

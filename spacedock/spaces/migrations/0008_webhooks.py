@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("spaces", "0006_build_config_and_stage_choices"),
+        ("spaces", "0007_build_thumbnail_and_web_component"),
     ]
 
     operations = [

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BucketsConfig(AppConfig):
+    name = "spacedock.buckets"
+    label = "buckets"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DockerProxyConfig(AppConfig):
+    name = "spacedock.dockerproxy"
+    label = "dockerproxy"
