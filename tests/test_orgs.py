@@ -2,6 +2,9 @@
 huggingface_hub sees the organizations in whoami and creates spaces under one, and the pages
 create organizations and manage members."""
 
+import subprocess
+import sys
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -10,6 +13,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from spacedock.accounts.models import AccessToken, Organization
 from spacedock.spaces.models import Space
+from tests.conftest import ROOT, process_env
 
 
 @pytest.fixture
@@ -110,6 +114,12 @@ def test_the_pages_create_an_organization_and_manage_its_members(live, lab):
     # The organization's account can never sign in or hold a token.
     account = User.objects.get(username="erinlab")
     assert not account.is_active and not account.has_usable_password()
+    refused = subprocess.run(
+        [sys.executable, "manage.py", "issue_token", "erinlab"], cwd=ROOT, env=process_env(),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "is an organization" in refused.stderr
+    assert not account.tokens.exists()
 
     # Only an admin adds members.
     assert client.post("/organizations/lab/members", {"username": "erin", "role": "write"}).status_code == 403
