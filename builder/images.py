@@ -17,7 +17,10 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.labels import LABEL_BUILD, LABEL_COMMIT, LABEL_INSTANCE, LABEL_SDK, LABEL_SPACE
 from spacedock.spaces.models import Build, Space
 
-BASE_PYTHON = "3.11"  # what the offline Debian base image carries
+
+def base_image(python_version: str) -> str:
+    """The base image with the interpreter front matter asked for (checked at the push)."""
+    return settings.PYTHON_IMAGES.get(python_version or settings.BASE_PYTHON, settings.BASE_IMAGE)
 
 
 def image_tag(space: Space, sha: str) -> str:
@@ -25,11 +28,12 @@ def image_tag(space: Space, sha: str) -> str:
     return f"{settings.REGISTRY}/{settings.INSTANCE}/{space.subdomain}:{sha[:12]}"
 
 
-def sdk_image_tag(gradio_version: str) -> str:
-    # Named by what goes into it: a rebuilt base image or a changed recipe (Dockerfile or the
-    # scripts it runs) gets a fresh one.
-    recipe = hashlib.sha256(docker_build.image_id(settings.BASE_IMAGE).encode())
-    for name, text in sorted(dockerfiles.sdk_context(settings.BASE_IMAGE, gradio_version).items()):
+def sdk_image_tag(gradio_version: str, base: str | None = None) -> str:
+    # Named by what goes into it: a rebuilt (or another Python's) base image or a changed recipe
+    # (Dockerfile or the scripts it runs) gets a fresh one.
+    base = base or settings.BASE_IMAGE
+    recipe = hashlib.sha256(docker_build.image_id(base).encode())
+    for name, text in sorted(dockerfiles.sdk_context(base, gradio_version).items()):
         recipe.update(f"\0{name}\0{text}".encode())
     return f"spacedock-sdk:gradio{gradio_version}-{recipe.hexdigest()[:12]}"
 
@@ -79,22 +83,29 @@ def pip_secrets(workdir: Path, index: str = "full") -> dict[str, Path]:
     return secrets
 
 
-def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: float, should_stop) -> str:
-    """The shared image with Gradio installed, built once per version and reused by every space."""
-    if not docker_build.image_exists(settings.BASE_IMAGE):
+def require_base_image(base: str) -> None:
+    if not docker_build.image_exists(base):
         raise docker_build.BuildError(
-            f"The base image {settings.BASE_IMAGE} is missing on this Docker engine. "
+            f"The base image {base} is missing on this Docker engine. "
             "The operator builds it with deploy/base-image.sh (make up does it), "
-            "or sets SPACEDOCK_BASE_IMAGE."
+            "or sets SPACEDOCK_BASE_IMAGE (SPACEDOCK_PYTHON_IMAGES for other Pythons)."
         )
-    tag = sdk_image_tag(version)
+
+
+def ensure_sdk_image(
+    version: str, workdir: Path, buildlog: BuildLog, deadline: float, should_stop, base: str | None = None
+) -> str:
+    """The shared image with Gradio installed, built once per version and base image, for every space."""
+    base = base or settings.BASE_IMAGE
+    require_base_image(base)
+    tag = sdk_image_tag(version, base)
     if docker_build.image_exists(tag):
         buildlog.write(f"==> Reusing the shared Gradio {version} image {tag}")
         return tag
     lock_dir = Path(settings.DATA_DIR) / "locks"
     lock_dir.mkdir(exist_ok=True)
     # Two builds that need the same new Gradio version build it once.
-    with open(lock_dir / f"sdk-{version}.lock", "w") as lock:
+    with open(lock_dir / f"sdk-{version}-{hashlib.sha256(base.encode()).hexdigest()[:8]}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if docker_build.image_exists(tag):
             buildlog.write(f"==> Reusing the shared Gradio {version} image {tag}")
@@ -102,7 +113,7 @@ def ensure_sdk_image(version: str, workdir: Path, buildlog: BuildLog, deadline: 
         buildlog.write(f"==> Building the shared Gradio {version} image {tag} (once; later spaces reuse it)")
         context = workdir / "sdk"
         context.mkdir()
-        for name, text in dockerfiles.sdk_context(settings.BASE_IMAGE, version).items():
+        for name, text in dockerfiles.sdk_context(base, version).items():
             (context / name).write_text(text)
         try:
             docker_build.build(
@@ -162,11 +173,8 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     for warning in warnings:
         buildlog.write(f"==> Warning: {warning}")
     config = build.space_config()  # read from README.md once, at the push
-    if config.python_version and config.python_version not in (BASE_PYTHON, "3"):
-        buildlog.write(
-            f"==> Note: python_version {config.python_version} was asked for; "
-            f"this server builds with Python {BASE_PYTHON}"
-        )
+    base = base_image(config.python_version)
+    buildlog.write(f"==> Python {config.python_version or settings.BASE_PYTHON} ({base})")
 
     files = {p.name for p in context.iterdir() if p.is_file()}
     labels = {
@@ -182,12 +190,13 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     hub_env = {k: v for k, v in space.env().items() if k.startswith("SPACE_") or k == "SYSTEM"}
     if config.sdk == "gradio":
         check_sdk_quota(space, config.sdk_version)
-        sdk_image = ensure_sdk_image(config.sdk_version, workdir, buildlog, deadline, should_stop)
+        sdk_image = ensure_sdk_image(config.sdk_version, workdir, buildlog, deadline, should_stop, base)
         dockerfile = workdir / "Dockerfile"
         dockerfile.write_text(dockerfiles.gradio_dockerfile(sdk_image, config, files, hub_env))
     elif config.sdk == "static":
         dockerfile = workdir / "Dockerfile"
-        dockerfile.write_text(dockerfiles.static_dockerfile(settings.BASE_IMAGE, config))
+        require_base_image(base)
+        dockerfile.write_text(dockerfiles.static_dockerfile(base, config))
     else:
         dockerfile = context / "Dockerfile"
         # The Hub hands variables to docker builds as build args and secrets as secret mounts.

@@ -13,4 +13,4 @@ warnings.filterwarnings("ignore", category=SecurityWarning)
 
 app = Celery("spacedock")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["builder"])
+app.autodiscover_tasks(["builder", "spacedock.spaces"])

@@ -5,7 +5,9 @@ on the filesystem, both in the data folder. DATABASE_URL and REDIS_URL switch to
 Postgres and Redis.
 """
 
+import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -49,6 +51,19 @@ def envrate(name: str, default: str) -> tuple[int, int]:
     return parsed
 
 
+def envpythons(name: str, default: str) -> dict[str, str]:
+    """More interpreters for `python_version`: `3.13=spacedock/base:trixie,3.12=...`, each a base image."""
+    images = {}
+    for item in filter(None, (part.strip() for part in os.getenv(name, default).split(","))):
+        version, _, image = item.partition("=")
+        if not re.fullmatch(r"3\.\d+", version.strip()) or not image.strip():
+            raise ImproperlyConfigured(
+                f"{name}={item!r}: expected <major.minor>=<base image>, e.g. 3.13=spacedock/base:trixie"
+            )
+        images[version.strip()] = image.strip()
+    return images
+
+
 def database_from_url(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -86,9 +101,16 @@ THUMBNAILS = envbool("SPACEDOCK_THUMBNAILS", "true")
 THUMBNAIL_CHROMIUM = envstr("SPACEDOCK_THUMBNAIL_CHROMIUM", "/usr/bin/chromium")
 # Seconds an LFS transfer link handed out by the batch API stays valid.
 LFS_LINK_MAX_AGE = envint("SPACEDOCK_LFS_LINK_MAX_AGE", "3600")
+# The largest single LFS object accepted: a push's pack limit (MAX_PUSH_MB) does not see LFS
+# objects, which travel beside the pack, so they need a cap of their own.
+LFS_MAX_OBJECT_MB = envint("SPACEDOCK_LFS_MAX_OBJECT_MB", "5120")
 # The Hub's commit API carries each file inside the request (preupload answers "regular", so
 # huggingface_hub never needs the Xet protocol); a larger file goes through git and git-lfs.
 HUB_FILE_MAX_MB = envint("SPACEDOCK_HUB_FILE_MAX_MB", "100")
+# "Sign in with Spacedock" for apps (hf_oauth): where a space's server reaches the OpenID provider
+# (OPENID_PROVIDER_URL in its environment), and the key its ID tokens are signed with.
+OAUTH_PROVIDER_URL = envstr("SPACEDOCK_OAUTH_PROVIDER_URL", "")
+OAUTH_KEY_FILE = Path(envstr("SPACEDOCK_OAUTH_KEY_FILE", str(DATA_DIR / "oauth-signing-key.pem")))
 
 
 def _secret_key() -> str:
@@ -249,6 +271,12 @@ INSTANCE = envstr("SPACEDOCK_INSTANCE", "spacedock")
 BUILD_CONCURRENCY = envint("SPACEDOCK_BUILD_CONCURRENCY", "2")
 BUILD_TIMEOUT = envint("SPACEDOCK_BUILD_TIMEOUT", "1800")
 BASE_IMAGE = envstr("SPACEDOCK_BASE_IMAGE", "spacedock/base:bookworm")
+# The Python the base image carries (Debian bookworm's 3.11), used when front matter names none.
+BASE_PYTHON = envstr("SPACEDOCK_BASE_PYTHON", "3.11")
+
+
+# python_version → the base image a build starts from; any other version is a config error.
+PYTHON_IMAGES = {BASE_PYTHON: BASE_IMAGE, **envpythons("SPACEDOCK_PYTHON_IMAGES", "")}
 DEFAULT_GRADIO_VERSION = envstr("SPACEDOCK_GRADIO_VERSION", "6.31.0")
 DOCKER_CLI = envstr("SPACEDOCK_DOCKER_CLI", "")
 BUILD_TMP_DIR = Path(envstr("SPACEDOCK_BUILD_TMP_DIR", str(DATA_DIR / "builds")))
@@ -339,6 +367,18 @@ RATE_LIMITS = {
 LOG_LINE_MAX = envint("SPACEDOCK_LOG_LINE_MAX", "16384")
 LOG_RUN_LINES_KEPT = envint("SPACEDOCK_LOG_RUN_LINES_KEPT", "10000")
 LOG_BUILDS_KEPT = envint("SPACEDOCK_LOG_BUILDS_KEPT", "10")
+# Webhooks: tries per delivery, hooks per space, and networks a webhook may reach besides the
+# public internet (e.g. "10.1.2.0/24"; never needed for internet receivers).
+WEBHOOK_ATTEMPTS = envint("SPACEDOCK_WEBHOOK_ATTEMPTS", "5")
+WEBHOOKS_PER_SPACE = envint("SPACEDOCK_WEBHOOKS_PER_SPACE", "10")
+WEBHOOK_ALLOW = [n.strip() for n in envstr("SPACEDOCK_WEBHOOK_ALLOW", "").split(",") if n.strip()]
+for _network in WEBHOOK_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"SPACEDOCK_WEBHOOK_ALLOW: {_network!r} is not a network like 10.1.2.0/24"
+        ) from None
 # Sizes: a push's pack, a commit's files once written out for a build, a README the page renders.
 MAX_PUSH_MB = envint("SPACEDOCK_MAX_PUSH_MB", "1024")
 MAX_EXPORT_MB = envint("SPACEDOCK_MAX_EXPORT_MB", "2048")

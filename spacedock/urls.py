@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from spacedock.accounts import views_oauth
 from spacedock.api import views_files
 from spacedock.buckets.urls import api_urlpatterns as bucket_api
 from spacedock.buckets.urls import file_urlpatterns as bucket_files
@@ -14,6 +15,12 @@ urlpatterns = [
     path("buckets/", include(bucket_files)),
     path("api/", include("spacedock.api.urls")),
     path("admin/", admin.site.urls),
+    # "Sign in with Spacedock" for apps (hf_oauth): the OpenID provider Gradio's LoginButton uses.
+    path(".well-known/openid-configuration", views_oauth.discovery),
+    path("oauth/authorize", views_oauth.authorize, name="oauth_authorize"),
+    path("oauth/token", views_oauth.token),
+    path("oauth/userinfo", views_oauth.userinfo),
+    path("oauth/jwks", views_oauth.jwks),
     re_path(
         r"^spaces/(?P<owner>[^/]+)/(?P<name>[^/]+)/(?P<action>info/refs|git-upload-pack|git-receive-pack)$",
         smart_http,

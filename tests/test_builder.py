@@ -326,6 +326,43 @@ def test_reaper_fails_builds_whose_worker_died(live, token_for, make_repo):
     assert alive.state == "building"
 
 
+def test_python_version_builds_from_that_pythons_base_image(
+    live, token_for, make_repo, build_engine, docker_client, settings
+):
+    # A second interpreter is a second base image (SPACEDOCK_PYTHON_IMAGES). Stand one in that
+    # says which it is, without downloading a Python: the base image plus a marker file.
+    marker = f"{settings.INSTANCE}-test/base:py312"
+    holder = build_engine.containers.create(settings.BASE_IMAGE, ["true"])
+    try:
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            info = tarfile.TarInfo("python-marker")
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"3.12\n"))
+        holder.put_archive("/etc", data.getvalue())
+        holder.commit(*marker.split(":"))
+    finally:
+        holder.remove(force=True)
+    settings.PYTHON_IMAGES = {settings.BASE_PYTHON: settings.BASE_IMAGE, "3.12": marker}
+    try:
+        # Built in this process (whose settings offer 3.12); the branch push queues nothing.
+        readme = '---\ntitle: Site\nsdk: static\npython_version: "3.12"\n---\n'
+        repo = make_repo({"README.md": readme, "index.html": "<h1>hi</h1>\n"})
+        repo.git("checkout", "-q", "-b", "wip")
+        pushed = repo.git("push", live.git_url("alice", "py312", token_for("alice")), "wip", check=False)
+        assert pushed.returncode == 0
+        space = Space.objects.get(name="py312")
+        build = Build.objects.create(space=space, commit_sha=repo.git("rev-parse", "HEAD").stdout.strip())
+        tasks.build(build.pk)
+        build.refresh_from_db()
+        assert build.state == "succeeded", build.error
+        assert f"==> Python 3.12 ({marker})" in log_text(build)
+        out = docker_client.containers.run(build.image, ["cat", "/etc/python-marker"], remove=True)
+        assert out == b"3.12\n"
+    finally:
+        build_engine.images.remove(marker, force=True)
+
+
 @pytest.mark.fast
 def test_pip_conf_keeps_the_index_credentials_for_the_sdk_image_only(settings, tmp_path):
     from builder.images import pip_secrets, without_credentials

@@ -142,6 +142,41 @@ def test_refs_branches_settings_and_move(api, live, tmp_path):
     assert not api.repo_exists("alice/refs", repo_type="space")
 
 
+def test_a_branch_with_a_slash_in_its_name_is_a_rev_everywhere(api, live, tmp_path):
+    # huggingface_hub sends the rev as quote(rev, safe=""): feature%2Fsound, which WSGI decodes.
+    api.create_repo("alice/slash", repo_type="space", space_sdk="gradio")
+    api.upload_file(
+        path_or_fileobj=b"main", path_in_repo="dir/a.txt", repo_id="alice/slash", repo_type="space"
+    )
+    api.create_branch("alice/slash", repo_type="space", branch="feature/sound")
+    with pytest.raises(HfHubHTTPError, match="409"):
+        api.create_branch("alice/slash", repo_type="space", branch="feature")  # git's folder clash
+    rev = "feature/sound"
+    done = api.upload_file(
+        path_or_fileobj=b"branch", path_in_repo="dir/a.txt", repo_id="alice/slash", repo_type="space",
+        revision=rev,
+    )  # fmt: skip
+    assert {b.name for b in api.list_repo_refs("alice/slash", repo_type="space").branches} >= {"main", rev}
+    assert api.list_repo_files("alice/slash", repo_type="space", revision=rev) == ["dir/a.txt"]
+    [entry] = api.list_repo_tree("alice/slash", "dir", repo_type="space", revision=rev)
+    assert entry.path == "dir/a.txt" and entry.size == len(b"branch")
+    assert [c.commit_id for c in api.list_repo_commits("alice/slash", repo_type="space", revision=rev)][
+        0
+    ] == done.oid
+    path = hf_hub_download(
+        "alice/slash", "dir/a.txt", repo_type="space", revision=rev, endpoint=live.url, token=api.token,
+        cache_dir=tmp_path / "c",
+    )  # fmt: skip
+    assert open(path, "rb").read() == b"branch"
+    assert api.file_exists("alice/slash", "dir/a.txt", repo_type="space", revision=rev)
+    # main is untouched, and only main builds.
+    main = hf_hub_download(
+        "alice/slash", "dir/a.txt", repo_type="space", endpoint=live.url, token=api.token,
+        cache_dir=tmp_path / "d",
+    )  # fmt: skip
+    assert open(main, "rb").read() == b"main"
+
+
 def test_a_file_past_the_limit_is_refused_with_the_way_to_push_it(api, live, settings, tmp_path):
     api.create_repo("alice/big", repo_type="space", space_sdk="gradio")
     with pytest.raises(HfHubHTTPError) as refused:

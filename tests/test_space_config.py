@@ -48,6 +48,32 @@ text
 
 @pytest.mark.fast
 @pytest.mark.parametrize(
+    "written, read",
+    [("", ""), ("3", ""), ('"3.11"', "3.11"), ("3.11.9", "3.11"), ('"3.13"', "3.13")],
+)
+def test_python_version_picks_an_offered_interpreter(settings, written, read):
+    settings.PYTHON_IMAGES = {"3.11": settings.BASE_IMAGE, "3.13": "spacedock/base:trixie"}
+    line = f"python_version: {written}\n" if written else ""
+    assert parse(f"---\nsdk: gradio\n{line}---\n").python_version == read
+
+
+@pytest.mark.fast
+def test_a_python_version_not_offered_is_a_config_error_naming_the_offered_ones(settings):
+    settings.PYTHON_IMAGES = {"3.11": settings.BASE_IMAGE, "3.13": "spacedock/base:trixie"}
+    with pytest.raises(
+        ConfigError,
+        match=r"python_version 3\.9 is not offered here\. This server builds with Python 3\.11, 3\.13",
+    ):
+        parse('---\nsdk: gradio\npython_version: "3.9"\n---\n')
+    # YAML reads 3.10 as the number 3.1: the message says to quote it.
+    with pytest.raises(ConfigError, match=r'Write it in quotes, for example python_version: "3\.10"'):
+        parse("---\nsdk: static\npython_version: 3.10\n---\n")
+    # A docker space's own Dockerfile picks its Python, as on the Hub.
+    assert parse("---\nsdk: docker\npython_version: '3.9'\n---\n").python_version == "3.9"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
     "readme, says",
     [
         ("# no front matter\n", "has no front matter"),

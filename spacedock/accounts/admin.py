@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from spacedock.accounts.models import AccessToken, Quota
+from spacedock.accounts.models import AccessToken, Membership, Organization, Quota
 
 
 @admin.register(Quota)
@@ -26,3 +26,17 @@ class AccessTokenAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "name")
     readonly_fields = ("digest", "hint", "created", "last_used")
     raw_id_fields = ("user",)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    raw_id_fields = ("user",)
+    extra = 0
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("account", "full_name", "created")
+    search_fields = ("account__username", "full_name")
+    raw_id_fields = ("account",)
+    inlines = [MembershipInline]

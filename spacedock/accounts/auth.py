@@ -48,6 +48,7 @@ def principal(request) -> Principal:
     (BadCredentials when it names none, whatever session comes with it), else by its session."""
     if request.META.get("HTTP_AUTHORIZATION"):
         token = token_from_request(request)
-        return Principal(token.user, token)
+        # An app's sign-in token says who its user is (whoami) and acts as nobody.
+        return Principal(token.user if token.acts_for_user else None, token)
     user = getattr(request, "user", None)
     return Principal(user if user is not None and user.is_authenticated else None)

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 TOKEN_PREFIX = "sd_"
+OAUTH_SCOPE = "oauth"
 
 
 def hash_token(raw: str) -> str:
@@ -26,6 +27,8 @@ class AccessToken(models.Model):
     created = models.DateTimeField(default=timezone.now)
     last_used = models.DateTimeField(null=True, blank=True)
     revoked = models.DateTimeField(null=True, blank=True)
+    # Tokens an app got by "Sign in with Spacedock" (scope "oauth") end; tokens people make do not.
+    expires = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -34,12 +37,15 @@ class AccessToken(models.Model):
         return f"{self.name} ({self.hint}…)"
 
     @classmethod
-    def issue(cls, user: User, name: str, scope: str = "write") -> tuple["AccessToken", str]:
-        """Creates a token and returns it with its raw value, which is never stored."""
-        if scope not in ("read", "write"):
+    def issue(cls, user: User, name: str, scope: str = "write", expires=None) -> tuple["AccessToken", str]:
+        """Creates a token and returns it with its raw value, which is never stored. Scope "oauth"
+        is an app's sign-in token: it says who the user is (whoami, userinfo) and reads nothing."""
+        if scope not in ("read", "write", OAUTH_SCOPE):
             raise ValueError(f"unknown token scope {scope!r}")
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, scope=scope, digest=hash_token(raw), hint=raw[:8])
+        token = cls.objects.create(
+            user=user, name=name, scope=scope, digest=hash_token(raw), hint=raw[:8], expires=expires
+        )
         return token, raw
 
     @classmethod
@@ -47,6 +53,7 @@ class AccessToken(models.Model):
         token = (
             cls.objects.select_related("user")
             .filter(digest=hash_token(raw), revoked__isnull=True, user__is_active=True)
+            .filter(models.Q(expires__isnull=True) | models.Q(expires__gt=timezone.now()))
             .first()
         )
         if token:
@@ -60,6 +67,11 @@ class AccessToken(models.Model):
     @property
     def can_write(self) -> bool:
         return self.scope == "write"
+
+    @property
+    def acts_for_user(self) -> bool:
+        """False for an app's sign-in token: it identifies its user and never acts as them."""
+        return self.scope != OAUTH_SCOPE
 
     def revoke(self) -> None:
         self.revoked = timezone.now()
@@ -148,3 +160,149 @@ class Quota(models.Model):
         limit = cls.limit(user, quota)
         if used + adding > limit:
             raise QuotaExceeded(quota, limit, QUOTAS[quota][1], status)
+
+
+class Role(models.TextChoices):
+    READ = "read"  # sees the organization's private spaces
+    WRITE = "write"  # and pushes to, creates and changes its spaces
+    ADMIN = "admin"  # and adds, changes and removes members
+
+
+ROLE_ORDER = {Role.READ: 0, Role.WRITE: 1, Role.ADMIN: 2}
+
+
+class Organization(models.Model):
+    """A namespace that owns spaces for its members, as on the Hub.
+
+    Its name is a User row (`account`), so `org/name` is stored, routed, and given a subdomain the
+    same way as `user/name`, and names of users and organizations never clash. That account is
+    inactive with no password: it can never sign in or hold a token. Members act in it by role."""
+
+    account = models.OneToOneField(User, models.CASCADE, related_name="organization")
+    full_name = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.account.username
+
+    @classmethod
+    def create(cls, name: str, creator: User, full_name: str = "") -> "Organization":
+        """The organization, with `creator` as its first admin. The caller checks the name."""
+        account = User(username=name, is_active=False)
+        account.set_unusable_password()
+        account.save()
+        org = cls.objects.create(account=account, full_name=full_name)
+        Membership.objects.create(org=org, user=creator, role=Role.ADMIN)
+        return org
+
+    def role_of(self, user) -> str | None:
+        if not (user and user.is_authenticated):
+            return None
+        return self.memberships.filter(user=user).values_list("role", flat=True).first()
+
+    def set_role(self, by: User, username: str, role: str) -> "Membership":
+        """Adds `username` with `role`, or changes their role; only an admin may."""
+        self.require_admin(by)
+        if role not in Role.values:
+            raise ValueError(f"role must be one of {', '.join(Role.values)}")
+        user = User.objects.filter(username=username, is_active=True, organization__isnull=True).first()
+        if user is None:
+            raise ValueError(f"There is no user named {username!r}")
+        if role != Role.ADMIN:
+            self._keep_an_admin(user)
+        membership, _ = Membership.objects.update_or_create(org=self, user=user, defaults={"role": role})
+        return membership
+
+    def remove(self, by: User, username: str) -> bool:
+        self.require_admin(by)
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            return False
+        self._keep_an_admin(user)
+        deleted, _ = self.memberships.filter(user=user).delete()
+        return bool(deleted)
+
+    def require_admin(self, user) -> None:
+        if self.role_of(user) != Role.ADMIN and not (user and user.is_staff):
+            raise PermissionDenied(f"Only an admin of {self.name} may change its members")
+
+    def _keep_an_admin(self, leaving: User) -> None:
+        admins = self.memberships.filter(role=Role.ADMIN)
+        if admins.filter(user=leaving).exists() and admins.count() == 1:
+            raise ValueError(
+                f"{leaving.username} is the last admin of {self.name}: make someone else admin first"
+            )
+
+
+class Membership(models.Model):
+    org = models.ForeignKey(Organization, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.READ)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "user"], name="one_membership_per_org")]
+        ordering = ["org", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user.username} in {self.org.name} ({self.role})"
+
+
+def namespace_role(user, owner_id: int) -> str | None:
+    """The role `user` has in the namespace of account `owner_id`: "admin" for their own, their
+    membership's role in an organization, None otherwise."""
+    if not (user and user.is_authenticated):
+        return None
+    if user.pk == owner_id:
+        return Role.ADMIN
+    return (
+        Membership.objects.filter(org__account_id=owner_id, user=user).values_list("role", flat=True).first()
+    )
+
+
+def may_create_in(user, namespace: str) -> bool:
+    """Whether `user` may create a space under `namespace`: their own name, or an organization
+    where they have write or admin."""
+    if not (user and user.is_authenticated):
+        return False
+    if namespace == user.username:
+        return True
+    return Membership.objects.filter(
+        org__account__username=namespace, user=user, role__in=(Role.WRITE, Role.ADMIN)
+    ).exists()
+
+
+def creatable_namespace(user, namespace: str) -> User | None:
+    """The account a space created under `namespace` by `user` belongs to (the user, or the
+    organization's account), or None when `user` may not create there."""
+    if not may_create_in(user, namespace):
+        return None
+    return user if namespace == user.username else User.objects.get(username=namespace)
+
+
+def writable_namespaces(user) -> list[str]:
+    """The user's own name, then the organizations where they may create spaces."""
+    orgs = Membership.objects.filter(user=user, role__in=(Role.WRITE, Role.ADMIN)).values_list(
+        "org__account__username", flat=True
+    )
+    return [user.username, *sorted(orgs)]
+
+
+class OAuthCode(models.Model):
+    """An authorization code of "Sign in with Spacedock": handed to the browser once, exchanged by
+    the space's server once, within a minute (accounts/oauth.py)."""
+
+    digest = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(User, models.CASCADE, related_name="+")
+    space = models.ForeignKey("spaces.Space", models.CASCADE, related_name="+")
+    redirect_uri = models.TextField()
+    scope = models.CharField(max_length=200)
+    nonce = models.CharField(max_length=200, blank=True)
+    code_challenge = models.CharField(max_length=128, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField()
+    used = models.BooleanField(default=False)

@@ -16,7 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_de
 from django.views.decorators.http import require_POST
 
 from spacedock import ratelimits
-from spacedock.accounts.models import AccessToken
+from spacedock.accounts.models import AccessToken, Role, namespace_role
 from spacedock.accounts.names import username_problem
 from spacedock.clients import client_ip
 from spacedock.spaces.models import valid_name
@@ -113,16 +113,28 @@ def signout(request):
 
 
 def profile(request, username: str):
-    owner = get_object_or_404(User, username=username, is_active=True)
+    """A user's page, or an organization's (its spaces, its members, and for its admins the
+    member form). Private spaces show to those who may read them."""
+    owner = get_object_or_404(User.objects.select_related("organization"), username=username)
+    org = getattr(owner, "organization", None)
+    if org is None and not owner.is_active:
+        raise Http404(username)
     spaces = owner.spaces.select_related("owner").order_by("-updated")
-    if request.user.pk != owner.pk:
+    role = namespace_role(request.user, owner.pk) if request.user.is_authenticated else None
+    if role is None and not request.user.is_staff:
         spaces = spaces.filter(visibility="public")
-    liked = (
-        owner.like_set.select_related("space__owner")
-        .filter(Q(space__visibility="public") | Q(space__owner__pk=request.user.pk))
-        .order_by("-created")[:24]
-    )
-    return render(request, "accounts/profile.html", {"owner": owner, "spaces": spaces, "liked": liked})
+    context = {"owner": owner, "org": org, "spaces": spaces, "role": role}
+    if org is not None:
+        context["members"] = org.memberships.select_related("user").order_by("user__username")
+        context["roles"] = Role.values
+    else:
+        context["liked"] = (
+            owner.like_set.select_related("space__owner")
+            .filter(Q(space__visibility="public") | Q(space__owner__pk=request.user.pk))
+            .order_by("-created")[:24]
+        )
+        context["orgs"] = owner.memberships.select_related("org__account").order_by("org__account__username")
+    return render(request, "accounts/profile.html", context)
 
 
 @login_required

@@ -148,9 +148,36 @@ def whoami_json(token: AccessToken) -> dict:
         "fullname": user.get_full_name() or user.username,
         "email": user.email or None,
         "isPro": False,
-        "orgs": [],
+        "orgs": [org_json(m.org, role=m.role) for m in user.memberships.select_related("org__account")],
         "auth": {
             "type": "access_token",
             "accessToken": {"displayName": token.name, "role": token.scope},
         },
+    }
+
+
+def org_json(org, role: str | None = None) -> dict:
+    """An organization as the Hub shows it: in whoami's `orgs` (with the caller's role) and its overview."""
+    data = {
+        "type": "org",
+        "id": str(org.account_id),
+        "name": org.name,
+        "fullname": org.full_name or org.name,
+        "avatarUrl": "",
+        "isEnterprise": False,
+        "canPay": False,
+    }
+    if role is not None:
+        data["roleInOrg"] = role
+    return data
+
+
+def member_json(membership) -> dict:
+    user = membership.user
+    return {
+        "type": "user",
+        "user": user.username,
+        "fullname": user.get_full_name() or user.username,
+        "avatarUrl": "",
+        "role": membership.role,
     }

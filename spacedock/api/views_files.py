@@ -11,6 +11,7 @@ from django.http import FileResponse, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from spacedock.api.protocol import ApiError, with_api_errors
+from spacedock.api.revisions import split_rev
 from spacedock.gitserver import lfs_storage
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of, pointers_in_commit
@@ -29,6 +30,7 @@ def resolve_commit(space: Space, rev: str) -> str:
 @require_http_methods(["GET", "HEAD"])
 @space_reader
 def resolve(request, space: Space, rev: str, path: str):
+    rev, path = split_rev(request, space.repo_path, rev, path)
     sha = resolve_commit(space, rev)
     info = gitrepo.blob_info(space.repo_path, sha, path)
     if info is None:
@@ -83,6 +85,7 @@ def _tree_items(space: Space, sha: str, folder: str, recursive: bool) -> list[di
 @require_GET
 @space_reader
 def tree(request, space: Space, rev: str, path: str = ""):
+    rev, path = split_rev(request, space.repo_path, rev, path)
     sha = resolve_commit(space, rev)
     path = path.strip("/")
     if path and gitrepo.tree_entries(space.repo_path, sha, path) is None:

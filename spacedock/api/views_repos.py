@@ -9,6 +9,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from spacedock.accounts.models import creatable_namespace
 from spacedock.api.protocol import ApiError, api_error, json_body, required, with_api_errors
 from spacedock.api.views_spaces import env_entries
 from spacedock.gitserver import repo as gitrepo
@@ -30,10 +31,16 @@ def _visibility(data: dict) -> str | None:
     return None
 
 
-def _own_namespace(user, namespace: str | None) -> str:
-    if namespace and namespace != user.username:
-        raise ApiError(403, f"You can only create spaces under your own name ({user.username}/...)")
-    return user.username
+def _own_namespace(user, namespace: str | None):
+    """The account that will own a space created by `user` under `namespace` (theirs by default)."""
+    account = creatable_namespace(user, namespace or user.username)
+    if account is None:
+        raise ApiError(
+            403,
+            f"You can only create spaces under your own name ({user.username}/...) or an organization "
+            "where you have write",
+        )
+    return account
 
 
 def _exists(request, full_name: str) -> JsonResponse:
@@ -57,7 +64,7 @@ def create_repo(request):
     if data.get("type") != "space":
         raise ApiError(400, "Spacedock holds spaces only: send type 'space' (repo_type='space')")
     name = required(data, "name")
-    _own_namespace(user, data.get("organization"))
+    owner = _own_namespace(user, data.get("organization"))
     if not valid_name(name):
         raise ApiError(400, f"{name!r} is not a valid space name: letters, digits, '-', '_' and '.'")
     sdk = data.get("sdk") or ""
@@ -70,17 +77,17 @@ def create_repo(request):
             check_sleep_time(sleep_time)
         except ValueError as exc:
             raise ApiError(400, f"sleepTimeSeconds: {exc}") from None
-    if Space.objects.filter(owner=user, name=name).exists():
-        return _exists(request, f"{user.username}/{name}")
+    if Space.objects.filter(owner=owner, name=name).exists():
+        return _exists(request, f"{owner.username}/{name}")
     try:
         with transaction.atomic():
-            space = Space.create(user, name, visibility=_visibility(data) or "public", sdk=sdk)
+            space = Space.create(owner, name, visibility=_visibility(data) or "public", sdk=sdk)
             for key, value in variables.items():
                 space.set_variable(key, value)
             for key, value in secrets.items():
                 space.set_variable(key, value, secret=True)
     except IntegrityError:
-        return _exists(request, f"{user.username}/{name}")
+        return _exists(request, f"{owner.username}/{name}")
     if sleep_time is not None:
         space.set_sleep_time(sleep_time)
     return JsonResponse(
@@ -175,9 +182,12 @@ def branch(request, space: Space, branch: str):
     sha = gitrepo.resolve(space.repo_path, start)
     if sha is None:
         raise ApiError(404, f"Invalid rev id: {start}", code="RevisionNotFound")
-    subprocess.run(
-        [*git, "update-ref", f"refs/heads/{branch}", sha, "0" * 40], check=True, capture_output=True
+    made = subprocess.run(
+        [*git, "update-ref", f"refs/heads/{branch}", sha, "0" * 40], capture_output=True, text=True
     )
+    if made.returncode:
+        # A name that clashes with a branch's folder (feature beside feature/x), which git refuses.
+        raise ApiError(409, f"Cannot create branch {branch}: {made.stderr.strip()[:200]}")
     return JsonResponse({})
 
 

@@ -6,6 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from spacedock.accounts.auth import principal
+from spacedock.accounts.models import creatable_namespace
 from spacedock.api.protocol import ApiError, json_body, required, with_api_errors
 from spacedock.api.serializers import list_item, space_json
 from spacedock.gitserver import repo as gitrepo
@@ -95,12 +96,17 @@ def duplicate_space(request, owner: str, name: str):
     target = required(data, "repository")
     to_owner, _, to_name = target.rpartition("/")
     to_owner = to_owner or user.username
-    if to_owner != user.username:
-        raise ApiError(403, f"You can only duplicate into your own namespace ({user.username}/...)")
+    account = creatable_namespace(user, to_owner)
+    if account is None:
+        raise ApiError(
+            403,
+            f"You can only duplicate into your own namespace ({user.username}/...) or an organization "
+            "where you have write",
+        )
     if not valid_name(to_name):
         raise ApiError(400, f"{to_name!r} is not a valid space name: letters, digits, '-', '_' and '.'")
-    if Space.objects.filter(owner=user, name=to_name).exists():
-        raise ApiError(409, f"You already have a space named {user.username}/{to_name}")
+    if Space.objects.filter(owner=account, name=to_name).exists():
+        raise ApiError(409, f"{to_owner}/{to_name} already exists")
     visibility = data.get("visibility")
     private = None if visibility is None else visibility != "public"
     secrets = env_entries(data, "secrets")
@@ -112,9 +118,9 @@ def duplicate_space(request, owner: str, name: str):
         except ValueError as exc:
             raise ApiError(400, f"sleepTimeSeconds: {exc}") from None
     try:
-        copy = source.duplicate(user, to_name, private=private, secrets=secrets)
+        copy = source.duplicate(account, to_name, private=private, secrets=secrets)
     except IntegrityError:
-        raise ApiError(409, f"You already have a space named {user.username}/{to_name}") from None
+        raise ApiError(409, f"{to_owner}/{to_name} already exists") from None
     for key, value in variables.items():
         copy.set_variable(key, value)
     if sleep_time is not None:
@@ -132,5 +138,7 @@ def delete_repo(request):
     if data.get("type") != "space":
         raise ApiError(400, "Spacedock holds spaces only: send type 'space'")
     owner = data.get("organization") or user.username
-    owned_space(request, owner, required(data, "name")).delete()
+    space = owned_space(request, owner, required(data, "name"))
+    space.require_delete(user)
+    space.delete()
     return JsonResponse({})

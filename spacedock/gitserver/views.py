@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from spacedock import ratelimits
 from spacedock.accounts.auth import BadCredentials, principal
-from spacedock.accounts.models import QuotaExceeded
+from spacedock.accounts.models import QuotaExceeded, creatable_namespace
 from spacedock.clients import client_ip
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
@@ -46,6 +46,12 @@ def _how_to_push(owner: str, name: str) -> str:
         f"{settings.PORT_SUFFIX}/spaces/{owner}/{name} {DEFAULT_BRANCH}\n"
         "Make a token on your account page, or with: ./manage.py issue_token <user>"
     )
+
+
+def _who_may_push(space: Space) -> str:
+    if hasattr(space.owner, "organization"):
+        return f"only members of the organization {space.owner.username} with write or admin may."
+    return f"it belongs to {space.owner.username}."
 
 
 @csrf_exempt
@@ -85,20 +91,22 @@ def smart_http(request, owner: str, name: str, action: str):
         if not token.can_write:
             return _text(403, f"The token '{token.name}' is read-only: pushing needs a write token.")
         if space is None:
-            if user.username != owner:
+            account = creatable_namespace(user, owner)
+            if account is None:
                 return _text(
                     403,
                     f"{owner}/{name} does not exist, and you ({user.username}) can only create "
-                    f"spaces under your own name: push to /spaces/{user.username}/{name}",
+                    f"spaces under your own name or an organization where you have write: push to "
+                    f"/spaces/{user.username}/{name}",
                 )
             try:
-                space = Space.create(user, name)
+                space = Space.create(account, name)
             except QuotaExceeded as exc:
                 return _text(exc.status, str(exc))
         elif hidden:
             return _text(404, f"Space {owner}/{name} not found.")
         elif not space.can_write(user):
-            return _text(403, f"You ({user.username}) cannot push to {owner}/{name}: it belongs to {owner}.")
+            return _text(403, f"You ({user.username}) cannot push to {owner}/{name}: {_who_may_push(space)}")
         try:  # a push builds, then runs: both must fit the owner's quotas
             space.check_build_quota()
             space.check_run_quota()

@@ -15,6 +15,7 @@ from django.http import FileResponse, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from spacedock.accounts.auth import BadCredentials, principal
+from spacedock.accounts.models import creatable_namespace
 from spacedock.gitserver import lfs_storage
 from spacedock.gitserver.models import LfsObject
 from spacedock.spaces.models import Space, valid_name
@@ -55,13 +56,13 @@ def _space_for_batch(request, owner: str, name: str, operation: str) -> Space | 
             return _error(401, "Uploading Git LFS objects needs a write token, as pushing does.")
         if not token.can_write:
             return _error(403, f"The token '{token.name}' is read-only: uploading needs a write token.")
-        if space is None and user.username == owner:
+        if space is None and (account := creatable_namespace(user, owner)) is not None:
             # git-lfs uploads before git pushes: the first push of a new space starts here.
-            return Space.create(user, name)
+            return Space.create(account, name)
         if hidden:
             return _error(404, f"Space {owner}/{name} not found.")
         if not space.can_write(user):
-            return _error(403, f"You ({user.username}) cannot push to {owner}/{name}: it belongs to {owner}.")
+            return _error(403, f"You ({user.username}) cannot push to {owner}/{name}: you lack write there.")
         return space
     if hidden:
         if token is None:
@@ -105,6 +106,8 @@ def batch(request, owner: str, name: str):
         answer = {"oid": oid, "size": size, "authenticated": True}
         if not lfs_storage.valid_oid(oid) or not isinstance(size, int) or size < 0:
             answer["error"] = {"code": 422, "message": "An object needs a sha256 oid and a size in bytes."}
+        elif operation == "upload" and size > _max_object_bytes():
+            answer["error"] = {"code": 422, "message": _too_large(oid, size)}
         elif operation == "upload":
             if not (referenced.get(oid) == size and lfs_storage.has(oid, size)):
                 answer["actions"] = {
@@ -117,6 +120,17 @@ def batch(request, owner: str, name: str):
             answer["error"] = {"code": 404, "message": f"Object {oid} is not stored for {space.full_name}."}
         answers.append(answer)
     return _answer(200, {"transfer": "basic", "objects": answers, "hash_algo": "sha256"})
+
+
+def _max_object_bytes() -> int:
+    return settings.LFS_MAX_OBJECT_MB * 1024 * 1024
+
+
+def _too_large(oid: str, size: int) -> str:
+    return (
+        f"Object {oid} is {size // 2**20} MiB; Git LFS objects here are limited to "
+        f"{settings.LFS_MAX_OBJECT_MB} MiB (SPACEDOCK_LFS_MAX_OBJECT_MB)."
+    )
 
 
 def _granted(request, action: str, oid: str) -> Space | None:
@@ -148,6 +162,9 @@ def transfer(request, owner: str, name: str, oid: str):
         size = int(request.META.get("CONTENT_LENGTH") or "")
     except ValueError:
         return _error(411, "An upload needs a Content-Length.")
+    if size > _max_object_bytes():
+        # A grant from before the limit was lowered, or a client that skipped the batch answer.
+        return _error(413, _too_large(oid, size))
     try:
         lfs_storage.put(oid, size, iter(lambda: request.read(CHUNK), b""))
     except lfs_storage.BadObject as exc:

@@ -53,7 +53,7 @@ def decide(request, space: Space, uri: str) -> tuple[str, str]:
     kind, _, raw = request.META.get("HTTP_X_HF_AUTHORIZATION", "").partition(" ")
     if token is None and kind.lower() == "bearer" and raw.strip():
         token = AccessToken.authenticate(raw.strip())
-    if token is not None and space.can_read(token.user):
+    if token is not None and token.acts_for_user and space.can_read(token.user):
         return "allow", ""
     return "deny", "This space is private. Open it from its page on the platform while signed in."
 

@@ -55,6 +55,10 @@ class SpaceConfig:
     disable_embedding: bool = False
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    # "Sign in with" for the app (gr.LoginButton): the Hub's keys; see accounts/oauth.py.
+    hf_oauth: bool = False
+    hf_oauth_scopes: list[str] = field(default_factory=list)
+    hf_oauth_expiration_minutes: int = 480
     # A flavour the author suggests (the Hub's key); shown to the owner, never applied by itself.
     suggested_hardware: str = ""
 
@@ -152,6 +156,37 @@ def _duration(value: object) -> int:
     return number * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
+def offered_pythons() -> list[str]:
+    return sorted(settings.PYTHON_IMAGES, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def _python_version(data: dict, sdk: str) -> str:
+    """The interpreter a build uses, as major.minor (3.11.4 and 3.11 are both 3.11); "" is the
+    base image's. Only interpreters the operator offers (SPACEDOCK_PYTHON_IMAGES) are accepted:
+    an app built with another Python than it asked for fails later, and in ways harder to read."""
+    raw = data.get("python_version")
+    version = _text(data, "python_version", "")
+    if not version or version == "3":
+        return ""
+    offered = offered_pythons()
+    hint = ""
+    if isinstance(raw, float):
+        # YAML reads python_version: 3.10 as the number 3.1.
+        hint = f' Write it in quotes, for example python_version: "{version}0" for {version}0.'
+    if not VERSION_RE.fullmatch(version):
+        raise ConfigError(f"python_version {excerpt(version)} is not a version like {offered[-1]}.{hint}")
+    minor = ".".join(version.split(".")[:2])
+    if sdk == "docker":
+        return minor  # the space's own Dockerfile picks its interpreter, as on the Hub
+    if minor not in settings.PYTHON_IMAGES:
+        raise ConfigError(
+            f"python_version {version} is not offered here. This server builds with Python "
+            f'{", ".join(offered)}: write python_version: "{offered[-1]}" (or leave it out for '
+            f"{settings.BASE_PYTHON}).{hint}"
+        )
+    return minor
+
+
 def parse(readme: str) -> SpaceConfig:
     """Reads and checks the front matter; raises ConfigError with what to fix."""
     data = front_matter(readme)
@@ -182,9 +217,7 @@ def parse(readme: str) -> SpaceConfig:
         config.sdk_version = config.sdk_version or settings.DEFAULT_GRADIO_VERSION
         if not VERSION_RE.fullmatch(config.sdk_version):
             raise ConfigError(f"sdk_version {excerpt(config.sdk_version)} is not a version like 5.9.1")
-    config.python_version = _text(data, "python_version", "")
-    if config.python_version and not VERSION_RE.fullmatch(config.python_version):
-        raise ConfigError(f"python_version {excerpt(config.python_version)} is not a version like 3.11")
+    config.python_version = _python_version(data, sdk)
     default_app_file = {"gradio": "app.py", "static": "index.html", "docker": ""}[sdk]
     config.app_file = _text(data, "app_file", default_app_file)
     if config.app_file and (config.app_file.startswith("/") or ".." in config.app_file.split("/")):
@@ -201,6 +234,14 @@ def parse(readme: str) -> SpaceConfig:
     config.suggested_hardware = _text(data, "suggested_hardware", "")[:40]
     config.pinned = _bool(data, "pinned")
     config.disable_embedding = _bool(data, "disable_embedding")
+    config.hf_oauth = _bool(data, "hf_oauth")
+    config.hf_oauth_scopes = _strings(data, "hf_oauth_scopes")
+    minutes = data.get("hf_oauth_expiration_minutes", 480)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 30 <= minutes <= 43200:
+        raise ConfigError(
+            f"hf_oauth_expiration_minutes {excerpt(minutes)} must be a number of minutes from 30 to 43200"
+        )
+    config.hf_oauth_expiration_minutes = minutes
     if "startup_duration_timeout" in data:
         config.startup_duration_timeout = _duration(data["startup_duration_timeout"])
     return config

@@ -19,7 +19,8 @@ SORTS = {
 def filter_spaces(user, *, search: str = "", tags=(), sdk: str = "", author: str = "") -> QuerySet:
     visible = Q(visibility="public")
     if user is not None and user.is_authenticated:
-        visible |= Q(owner=user)
+        # Their own private spaces, and those of the organizations they are members of.
+        visible |= Q(owner=user) | Q(owner__organization__memberships__user=user)
     spaces = Space.objects.select_related("owner").filter(visible)
     if search := search.strip():
         # "owner/name" finds that space too, as on the Hub.

@@ -1,21 +1,24 @@
 import hashlib
 import math
 import re
+import secrets
 import shutil
 import subprocess
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from spacedock.accounts.models import Quota
+from spacedock.accounts import oauth
+from spacedock.accounts.models import Quota, Role, namespace_role
 from spacedock.celery import app as celery_app
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.models import LfsObject
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
-from spacedock.spaces import notify, stages, thumbnails
+from spacedock.spaces import notify, stages, thumbnails, webhooks
 from spacedock.spaces.causes import Cause, find_cause
 from spacedock.spaces.stages import LIVE_STAGES, STAGES, BuildState, Stage  # noqa: F401
 
@@ -195,10 +198,26 @@ class Space(models.Model):
         return self.visibility == "private"
 
     def can_read(self, user) -> bool:
-        return not self.is_private or self.can_write(user)
+        """Public, or the caller owns it, is staff, or is a member of its organization (any role)."""
+        if not self.is_private:
+            return True
+        return bool(user and user.is_authenticated and (user.is_staff or namespace_role(user, self.owner_id)))
 
     def can_write(self, user) -> bool:
-        return bool(user and user.is_authenticated and (user.pk == self.owner_id or user.is_staff))
+        """The owner, staff, or a member of its organization with write or admin."""
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_staff or namespace_role(user, self.owner_id) in (Role.WRITE, Role.ADMIN)
+
+    def can_delete(self, user) -> bool:
+        """The owner, staff, or an admin of its organization: write members push, they do not delete."""
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_staff or namespace_role(user, self.owner_id) == Role.ADMIN
+
+    def require_delete(self, user) -> None:
+        if not self.can_delete(user):
+            raise PermissionDenied(f"Only an admin of {self.owner.username} may delete {self.full_name}")
 
     @classmethod
     def create(cls, owner: User, name: str, **fields) -> "Space":
@@ -239,8 +258,13 @@ class Space(models.Model):
         self.linked_datasets = config.datasets
 
     def read_config(self, sha: str) -> spaceconfig.SpaceConfig:
-        """What README.md at `sha` says; ConfigError says what to fix."""
-        readme = gitrepo.read_file(self.repo_path, sha, "README.md")
+        """What README.md at `sha` says; ConfigError says what to fix. A README past
+        SPACEDOCK_MAX_README_KB is a config error before any of it is read: a push of a
+        gigabyte README must not be loaded into the hook's memory."""
+        try:
+            readme = gitrepo.read_file(self.repo_path, sha, "README.md", settings.MAX_README_BYTES)
+        except gitrepo.TooLarge as exc:
+            raise spaceconfig.ConfigError(f"{exc}. Keep README.md's front matter short.") from None
         if readme is None:
             raise spaceconfig.ConfigError(
                 f"README.md is missing. Add one that starts with:\n{spaceconfig.EXAMPLE}"
@@ -352,6 +376,10 @@ class Space(models.Model):
             SPACE_HOST=self.host,
             SYSTEM="spaces",
         )
+        # The Hub's OAuth variables, for every space: Gradio will not start an app with a
+        # gr.LoginButton without them. Sign-in itself needs hf_oauth: true (accounts/oauth.py).
+        config = self.deployed_build.space_config() if self.deployed_build_id else self.head_config()
+        env.update(oauth.env(self, config))
         return env
 
     def like(self, user: User) -> bool:
@@ -454,6 +482,7 @@ class Space(models.Model):
         """A new head of the default branch: check its config and queue its build."""
         with transaction.atomic():
             space = Space.objects.select_for_update().get(pk=self.pk)
+            webhooks.pushed(space, ref, space.head_sha, sha)
             space.head_sha = sha
             space.updated = timezone.now()
             build = space._queue_build(sha, ref, f"superseded by {sha[:7]}")
@@ -670,7 +699,8 @@ class RunLogLine(LogLine):
     def redact(space: Space, text: str) -> str:
         """The line with the space's secret values written as ***: an app that prints its
         environment must not publish it in a log anyone who can read the space sees."""
-        values = Variable.objects.filter(space=space, is_secret=True).values_list("value", flat=True)
+        values = [*Variable.objects.filter(space=space, is_secret=True).values_list("value", flat=True),
+                  oauth.client_secret(space)]  # fmt: skip
         for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
             text = text.replace(value, "***")
         return text
@@ -711,3 +741,87 @@ class Like(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "space"], name="unique_like")]
+
+
+class Webhook(models.Model):
+    """An owner's URL that gets a signed POST on the space's events (spaces/webhooks.py)."""
+
+    space = models.ForeignKey(Space, models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    # Signs each body (X-Webhook-Signature); shown to the owner on the settings page.
+    secret = models.CharField(max_length=64)
+    events = models.JSONField(default=list)  # any of webhooks.EVENTS
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.space} -> {self.url}"
+
+    @classmethod
+    def add(cls, space: Space, url: str, events: list[str]) -> "Webhook":
+        """Checks the URL (a public address) and the events; ValueError says what is wrong."""
+        from spacedock.spaces import webhooks
+
+        url = url.strip()
+        if len(url) > 500:
+            raise ValueError("A webhook URL has at most 500 characters.")
+        webhooks.resolve(url)
+        events = [e for e in webhooks.EVENTS if e in events]
+        if not events:
+            raise ValueError(f"Pick at least one event: {', '.join(webhooks.EVENTS)}.")
+        if space.webhooks.count() >= settings.WEBHOOKS_PER_SPACE:
+            raise ValueError(f"A space has at most {settings.WEBHOOKS_PER_SPACE} webhooks.")
+        return cls.objects.create(space=space, url=url, events=events, secret=secrets.token_hex(32))
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook, and what sending it gave: the delivery log."""
+
+    STATES = ("pending", "delivered", "failed")
+
+    webhook = models.ForeignKey(Webhook, models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=10)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, default="pending")
+    attempts = models.IntegerField(default=0)
+    status_code = models.IntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["webhook", "-created"], name="webhook_delivery_recent")]
+
+    def attempt(self) -> int | None:
+        """Sends once; returns the seconds to wait before the next try, or None when done."""
+        from spacedock.spaces import webhooks
+
+        body = webhooks.body_of(self.payload)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Spacedock-Webhooks/1",
+            "X-Webhook-Event": self.event,
+            "X-Webhook-Delivery": str(self.pk),
+            "X-Webhook-Signature": webhooks.sign(self.webhook.secret, body),
+        }
+        self.attempts += 1
+        try:
+            self.status_code = webhooks.post(self.webhook.url, body, headers)
+            self.error = "" if 200 <= self.status_code < 300 else f"answered {self.status_code}"
+        except webhooks.WebhookRefused as exc:
+            self.status_code, self.error = None, str(exc)[:300]
+            self.attempts = settings.WEBHOOK_ATTEMPTS  # an address refused now is refused later too
+        except OSError as exc:
+            self.status_code, self.error = None, f"{type(exc).__name__}: {exc}"[:300]
+        done = not self.error
+        if done:
+            self.state = "delivered"
+        elif self.attempts >= settings.WEBHOOK_ATTEMPTS:
+            self.state = "failed"
+        self.updated = timezone.now()
+        self.save(update_fields=["attempts", "status_code", "error", "state", "updated"])
+        return None if self.state != "pending" else 10 * 4 ** (self.attempts - 1)  # 10 s, 40 s, 160 s, ...

@@ -189,6 +189,10 @@ def move(space_id: int, transition: str, message: Message = "", where: Q | None 
             **fields,
         )
     )
+    if updated:
+        from spacedock.spaces import webhooks
+
+        webhooks.stage_changed(space_id)
     return bool(updated)
 
 
@@ -216,6 +220,12 @@ def _moved(space: "Space", transition: str, message: Message = "", where: Q | No
 def _lock_space(space_id: int) -> None:
     # The order a push takes (the space's row, then its builds): the two wait for each other, never deadlock.
     list(_space_model().objects.select_for_update().filter(pk=space_id).values_list("pk", flat=True))
+
+
+def _build_finished(build: "Build") -> None:
+    from spacedock.spaces import webhooks
+
+    webhooks.build_finished(build)
 
 
 def _refresh_cached_space(build: "Build") -> None:
@@ -279,6 +289,7 @@ def build_succeeded(build: "Build", image: str) -> bool:
         # Desired state, whatever the stage: this build is what should run now.
         _space_model().objects.filter(pk=build.space_id).update(deployed_build=build.pk, paused=False)
         move(build.space_id, "build_succeeded")
+        _build_finished(build)
     _refresh_cached_space(build)
     return True
 
@@ -291,6 +302,7 @@ def build_failed(build: "Build", error: str) -> bool:
             return False
         still_running = f"The build of {build.commit_sha[:7]} failed: {error}"
         move(build.space_id, "build_failed", {S.RUNNING: still_running, S.BUILD_ERROR: error})
+        _build_finished(build)
     _refresh_cached_space(build)
     return True
 

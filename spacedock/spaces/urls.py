@@ -29,6 +29,12 @@ urlpatterns = [
     path(f"{space}/settings/variable/delete", views_settings.delete_variable, name="space_delete_variable"),
     path(f"{space}/settings/sleep", views_settings.set_sleep_time, name="space_sleep"),
     path(f"{space}/settings/visibility", views_settings.set_visibility, name="space_visibility"),
+    path(f"{space}/settings/webhook", views_settings.add_webhook, name="space_add_webhook"),
+    path(
+        f"{space}/settings/webhook/<int:pk>/delete",
+        views_settings.delete_webhook,
+        name="space_delete_webhook",
+    ),
     path(f"{space}/settings/<str:action>", views_settings.lifecycle, name="space_lifecycle"),
     path(f"{space}/delete", views_settings.delete_space, name="space_delete"),
 ]

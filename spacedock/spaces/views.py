@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
-from spacedock.accounts.models import QuotaExceeded
+from spacedock.accounts.models import QuotaExceeded, creatable_namespace, writable_namespaces
 from spacedock.gitserver import commits
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
@@ -258,30 +258,45 @@ def _new_space_problem(form: dict) -> str:
 
 @login_required
 def new_space(request):
-    """The Hub's new-space form: an empty space to push to, with its card's look until the first
-    push's README sets it; a first push to a new name does the same with the defaults."""
+    """The Hub's new-space form: an empty space to push to, under the user's name or an organization
+    where they have write, with its card's look until the first push's README sets it; a first push
+    to a new name does the same with the defaults."""
     form = {key: request.POST.get(key, default).strip() for key, default in NEW_SPACE_DEFAULTS.items()}
     form.update(
         name=request.POST.get("name", "").strip(), visibility=request.POST.get("visibility", "public")
     )
     name, visibility = form["name"], form["visibility"]
+    namespaces = writable_namespaces(request.user)
+    namespace = request.POST.get("namespace") or request.user.username
     error = ""
     if request.method == "POST":
+        account = creatable_namespace(request.user, namespace)
         if problem := _new_space_problem(form):
             error = problem
-        elif Space.objects.filter(owner=request.user, name=name).exists():
-            error = f"You already have a space named {name}."
+        elif account is None:
+            error = f"You cannot create spaces under {namespace}."
+        elif Space.objects.filter(owner=account, name=name).exists():
+            error = (
+                f"You already have a space named {name}."
+                if namespace == request.user.username
+                else f"{namespace}/{name} already exists."
+            )
         else:
             fields = {key: form[key] for key in NEW_SPACE_DEFAULTS}
             fields["title"] = fields["title"] or name
             try:
-                space = Space.create(request.user, name, visibility=visibility, **fields)
+                space = Space.create(account, name, visibility=visibility, **fields)
             except QuotaExceeded as exc:
                 error = str(exc)
+            except IntegrityError:
+                error = f"{namespace}/{name} already exists."
             else:
                 messages.success(request, "Space created. Push your app to it to build it.")
-                return redirect("space", owner=request.user.username, name=space.name)
-    context = {**form, "error": error, "sdks": spaceconfig.SDKS, "colors": spaceconfig.COLORS}
+                return redirect("space", owner=namespace, name=space.name)
+    context = {
+        **form, "error": error, "sdks": spaceconfig.SDKS, "colors": spaceconfig.COLORS,
+        "namespaces": namespaces, "namespace": namespace,
+    }  # fmt: skip
     return render(request, "spaces/new.html", context)
 
 

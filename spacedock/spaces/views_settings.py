@@ -7,8 +7,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from spacedock.accounts.models import QuotaExceeded
+from spacedock.spaces import webhooks
 from spacedock.spaces.access import space_owner
-from spacedock.spaces.models import Space
+from spacedock.spaces.models import Space, Webhook, WebhookDelivery
 from spacedock.spaces.views import page_context
 
 SLEEP_CHOICES = [
@@ -34,8 +35,32 @@ def settings_page(request, space: Space):
         variables=[v for v in variables if not v.is_secret],
         secrets=[v for v in variables if v.is_secret],
         sleep_choices=SLEEP_CHOICES,
+        webhooks=list(space.webhooks.all()),
+        webhook_events=webhooks.EVENTS,
+        deliveries=WebhookDelivery.objects.filter(webhook__space=space).select_related("webhook")[:20],
     )
     return render(request, "spaces/settings.html", context)
+
+
+@login_required
+@require_POST
+@space_owner
+def add_webhook(request, space: Space):
+    try:
+        Webhook.add(space, request.POST.get("url", ""), request.POST.getlist("events"))
+    except ValueError as exc:  # WebhookRefused too
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Webhook added. Check each request's X-Webhook-Signature with its secret.")
+    return back(space)
+
+
+@login_required
+@require_POST
+@space_owner
+def delete_webhook(request, space: Space, pk: int):
+    space.webhooks.filter(pk=pk).delete()
+    return back(space)
 
 
 @login_required
@@ -131,6 +156,7 @@ def delete_space(request, space: Space):
     if request.POST.get("confirm", "").strip() != space.full_name:
         messages.error(request, f"To delete, type {space.full_name} exactly.")
         return back(space)
+    space.require_delete(request.user)
     space.delete()
     messages.success(request, f"{space.full_name} is deleted, with its repository and logs.")
     return redirect("profile", username=request.user.username)

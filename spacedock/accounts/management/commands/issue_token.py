@@ -28,6 +28,8 @@ class Command(BaseCommand):
             )
         if not User.objects.filter(username=username).exists() and (problem := username_problem(username)):
             raise CommandError(problem)
+        if User.objects.filter(username=username, organization__isnull=False).exists():
+            raise CommandError(f"{username} is an organization: issue a token to one of its members instead")
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_unusable_password()
