@@ -253,7 +253,7 @@ def main() -> None:
                 + (
                     " and Redis (the wake page nudges the runner)"
                     if settings.REDIS_URL
-                    else ", no Redis: a wake waits for the runner's next pass"
+                    else ", no Redis (the wake page nudges the runner over a local socket)"
                 )
             ),  # fmt: skip
             "samples": {
