@@ -56,11 +56,12 @@ def _forward_auth() -> dict:
     }
 
 
-def space_route(host: str, port: int, private: bool) -> dict:
+def space_route(host: str, port: int, private: bool, address: str = "127.0.0.1") -> dict:
+    """`address`: where the instance answers (127.0.0.1 locally; a Swarm node's address)."""
     handle = [_forward_auth()] if private else []
     # A platform token sent along (gradio_client's hf_token) never reaches a space's code.
     handle.append({"handler": "headers", "request": {"delete": ["Authorization", "X-Hf-Authorization"]}})
-    handle.append(_proxy(f"127.0.0.1:{port}"))
+    handle.append(_proxy(f"{address}:{port}"))
     return {"match": [{"host": [host]}], "handle": handle, "terminal": True}
 
 

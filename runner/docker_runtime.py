@@ -1,4 +1,5 @@
-"""Every Docker call the runner makes: SDK errors become RuntimeBackendError, and nothing is left behind.
+"""Every Docker call of the local backend (runner/local.py): SDK errors become RuntimeBackendError,
+and nothing is left behind.
 
 Containers live on one bridge network per instance, with traffic between containers off and
 (see firewall.py) no way into the host, so a space reaches the internet but not the platform.
@@ -9,20 +10,18 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import docker
 import docker.errors
 import requests
 from django.conf import settings
 
+from runner.backend import RuntimeBackendError, Spec
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
+__all__ = ["LABEL_GENERATION", "LABEL_INSTANCE", "LABEL_SPACE", "LABEL_TARGET", "RuntimeBackendError", "Spec"]
+
 log = logging.getLogger(__name__)
-
-
-class RuntimeBackendError(Exception):
-    """Docker refused or failed; the message says what, for the space's page and log."""
 
 
 @contextmanager
@@ -77,20 +76,6 @@ def ensure_network() -> str:
                 },
             )
     return name
-
-
-@dataclass
-class Spec:
-    space_id: int
-    name_hint: str
-    image: str
-    target: str
-    generation: int
-    env: dict
-    app_port: int
-    memory_mb: int
-    cpus: float
-    pids: int
 
 
 def run(spec: Spec):

@@ -18,6 +18,16 @@ class Runtime(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     # "<image>@<generation>" that ended in RUNTIME_ERROR: not tried again until a restart or a new build.
     failed_target = models.CharField(max_length=300, blank=True)
+    # Where Caddy dials the serving instance, with Space.port: empty is 127.0.0.1 (the local
+    # backend); on Swarm, the address of the node the space's task runs on.
+    address = models.CharField(max_length=100, blank=True)
+    # Placement constraints in Swarm's syntax, comma-separated (`node.labels.gpu==true`), set by the
+    # operator (`./manage.py cluster place`); the local backend has one host and ignores them.
+    placement = models.CharField(max_length=300, blank=True)
+
+    @property
+    def constraints(self) -> list[str]:
+        return [c.strip() for c in self.placement.split(",") if c.strip()]
 
     @classmethod
     def claim(cls, space_id: int, runner_id: str = RUNNER_ID) -> bool:

@@ -22,9 +22,10 @@ from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from runner import caddy, docker_runtime, firewall
-from runner.docker_runtime import RuntimeBackendError
+from runner import caddy, firewall
+from runner.backend import Backend, Instance, RuntimeBackendError, Spec, backend
 from runner.models import RUNNER_ID, Runtime
+from spacedock.labels import LABEL_SPACE, LABEL_TARGET
 from spacedock.proxy import hosts
 from spacedock.spaces import stages
 from spacedock.spaces.config import SpaceConfig
@@ -47,25 +48,27 @@ def run_config(space: Space) -> SpaceConfig:
     return space.deployed_build.space_config()
 
 
-def answers_http(port: int) -> bool:
+def answers_http(dial: str) -> bool:
     try:
-        requests.get(f"http://127.0.0.1:{port}/", timeout=2, allow_redirects=False)
+        requests.get(f"http://{dial}/", timeout=2, allow_redirects=False)
         return True
     except requests.RequestException:
         return False
 
 
-def _started_at(container) -> datetime | None:
-    raw = docker_runtime.state(container).get("StartedAt", "")
-    try:  # Docker gives nanoseconds, which fromisoformat cannot read; seconds are enough here
-        return datetime.fromisoformat(raw[:19]).replace(tzinfo=UTC)
-    except ValueError:
-        return None
+def _address(space: Space) -> str:
+    try:
+        return space.runtime.address or "127.0.0.1"
+    except Runtime.DoesNotExist:
+        return "127.0.0.1"
 
 
 class Runner:
-    def __init__(self, admin: caddy.Admin | None = None, runner_id: str = RUNNER_ID):
+    def __init__(
+        self, admin: caddy.Admin | None = None, runner_id: str = RUNNER_ID, runtime: Backend | None = None
+    ):
         self.admin = admin or caddy.Admin()
+        self.backend = runtime or backend()
         self.runner_id = runner_id
         self.busy: dict[int, Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="space")
@@ -81,8 +84,7 @@ class Runner:
     def tick(self, wait: bool = False) -> None:
         """One pass over every space; `wait` blocks until each space's work is done (tests)."""
         if time.monotonic() - self.firewall_checked > 30:
-            docker_runtime.ensure_network()
-            self.firewall_problem = firewall.check()
+            self.firewall_problem = self.backend.prepare()
             self.firewall_checked = time.monotonic()
         self.count_requests()
         self.sync_proxy()
@@ -104,7 +106,7 @@ class Runner:
 
     def candidates(self) -> list[int]:
         """Spaces that should run or have something running."""
-        with_containers = {int(c.labels[docker_runtime.LABEL_SPACE]) for c in docker_runtime.containers()}
+        with_containers = {int(c.labels[LABEL_SPACE]) for c in self.backend.instances()}
         wanted = Q(deployed_build__isnull=False) | ~Q(container_id="") | Q(pk__in=with_containers)
         return sorted(Space.objects.filter(wanted).values_list("pk", flat=True))
 
@@ -132,12 +134,12 @@ class Runner:
     def reconcile_space(self, space_id: int) -> None:
         space = Space.objects.select_related("deployed_build", "owner").filter(pk=space_id).first()
         if space is None:
-            for container in docker_runtime.containers(space_id):
-                docker_runtime.remove(container.id)
+            for instance in self.backend.instances(space_id):
+                self.backend.remove(instance.id)
             return
         runtime, _ = Runtime.objects.get_or_create(space=space)
         target = target_of(space)
-        found = {c.id: c for c in docker_runtime.containers(space_id)}
+        found = {c.id: c for c in self.backend.instances(space_id)}
         current = found.get(space.container_id)
         if current is not None and current.status == "running":
             self.follow_log(space, current)
@@ -168,23 +170,33 @@ class Runner:
             # Stopped from outside (the engine restarted, someone ran docker stop): start afresh.
             stages.app_lost(space)
             self.unroute(space)
-            docker_runtime.remove(current.id)
+            self.backend.remove(current.id)
             current = None
 
         if runtime.failed_target == target or (space.stage == stages.Stage.BUILDING and not serving):
             for cid in found:
                 if current is None or cid != current.id:
-                    docker_runtime.remove(cid)
+                    self.backend.remove(cid)
             return
 
-        if serving and current.labels.get(docker_runtime.LABEL_TARGET) == target:
-            self.keep(space, current, found)
+        if serving and current.labels.get(LABEL_TARGET) == target and not current.moving:
+            self.keep(space, runtime, current, found)
             return
         self.deploy(space, runtime, target, live=current if serving else None, stale=found)
 
-    def keep(self, space: Space, current, found: dict) -> None:
-        port = docker_runtime.published_port(current)  # the one port it was started with
-        if port and port != space.port:  # the engine restarted it on another port
+    def keep(self, space: Space, runtime: Runtime, current: Instance, found: dict) -> None:
+        port = current.port()  # the one port it was started with
+        address = "" if current.address == "127.0.0.1" else current.address
+        if port and (port != space.port or address != runtime.address):
+            # The engine restarted it on another port, or Swarm moved it to another node. A moved
+            # one gets the route once it answers: until then the old task may still serve (a
+            # drained node's tasks keep serving through their stop grace period).
+            if address != runtime.address and not answers_http(current.dial()):
+                return
+            if address != runtime.address:
+                where = current.node or current.address
+                space.log_run(f"===== Moved to {where}: the orchestrator placed it again =====")
+            Runtime.objects.filter(pk=space.pk).update(address=address)
             Space.objects.filter(pk=space.pk).update(port=port)
             self.sync_proxy()
         if space.stage in stages.TRANSITIONS["app_running"]:
@@ -192,7 +204,7 @@ class Runner:
             stages.app_running(space)
         for cid in found:
             if cid != current.id:
-                docker_runtime.remove(cid)
+                self.backend.remove(cid)
 
     def deploy(self, space: Space, runtime: Runtime, target: str, live, stale: dict) -> None:
         if self.firewall_problem:  # a space started now could reach the host: say so, start nothing
@@ -200,18 +212,22 @@ class Runner:
             return
         for cid in stale:  # half-started attempts of an earlier pass or an earlier runner
             if live is None or cid != live.id:
-                docker_runtime.remove(cid)
+                self.backend.remove(cid)
         if live is None:
             stages.app_starting(space)
         else:
             stages.app_replacing(space)
+        if live is not None and live.moving:
+            space.log_run(
+                f"===== Its node {live.node} is going away (drained or down): starting it elsewhere ====="
+            )
         image = space.deployed_build.image
         config = run_config(space)
         space.log_run(
             f"===== Starting {image} ({config.sdk} sdk, port {config.app_port}, "
             f"generation {space.generation}) ====="
         )
-        spec = docker_runtime.Spec(
+        spec = Spec(
             space_id=space.pk,
             name_hint=space.subdomain[:40],
             image=image,
@@ -222,41 +238,47 @@ class Runner:
             memory_mb=space.memory_limit_mb or settings.RUN_MEMORY_MB,
             cpus=space.cpu_limit or settings.RUN_CPUS,
             pids=space.pids_limit or settings.RUN_PIDS,
+            constraints=runtime.constraints,
         )
         try:
-            container = docker_runtime.run(spec)
+            container = self.backend.run(spec)
         except RuntimeBackendError as exc:
             self.fail(space, runtime, target, None, f"The container could not start: {exc}", live=live)
             return
         self.follow_log(space, container)
         problem = self.wait_healthy(space, container, target, config)
         if problem == "superseded":
-            docker_runtime.remove(container.id)
+            self.backend.remove(container.id)
             return
         if problem:
             self.fail(space, runtime, target, container, problem, live=live)
             return
-        port = docker_runtime.published_port(container, config.app_port)
+        container = self.backend.get(container.id) or container
+        port = container.port(config.app_port)
+        address = "" if container.address == "127.0.0.1" else container.address
         Space.objects.filter(pk=space.pk).update(container_id=container.id, port=port, running_image=image)
-        Runtime.objects.filter(pk=space.pk).update(failed_target="")
+        Runtime.objects.filter(pk=space.pk).update(failed_target="", address=address)
         self.sync_proxy()  # first the route, then the stage: whoever sees RUNNING reaches the app
         stages.app_running(space)
         space.log_run(f"===== Running at {space.url} =====")
         if live is not None:
             self.retire(live, space)
 
-    def wait_healthy(self, space: Space, container, target: str, config: SpaceConfig) -> str:
+    def wait_healthy(self, space: Space, started: Instance, target: str, config: SpaceConfig) -> str:
         """'' once the app answers HTTP; else why not ('superseded' when the space wants another)."""
         timeout = config.startup_duration_timeout or settings.STARTUP_TIMEOUT
         deadline = time.monotonic() + timeout
         checked = 0.0
         while not self.stopping.is_set():
-            container.reload()
-            state = docker_runtime.state(container)
-            if container.status in ("exited", "dead") or container.attrs.get("RestartCount", 0) > 0:
-                return f"The app exited with code {state.get('ExitCode')} while starting."
-            port = docker_runtime.published_port(container, config.app_port)
-            if port and container.status == "running" and answers_http(port):
+            container = self.backend.get(started.id)
+            if container is None:
+                return "The app's container vanished while starting."
+            if container.unschedulable:
+                return f"No node can run it: {container.unschedulable}"
+            if container.status in ("exited", "dead") or container.restart_count > 0:
+                return f"The app exited with code {container.exit_code} while starting."
+            dial = container.dial(config.app_port)
+            if dial and container.status == "running" and answers_http(dial):
                 return ""
             if time.monotonic() > deadline:
                 return (
@@ -272,7 +294,7 @@ class Runner:
         return "superseded"
 
     def fail(self, space: Space, runtime: Runtime, target: str, container, reason: str, live=None) -> None:
-        tail = docker_runtime.tail(container.id, LOG_TAIL_LINES) if container is not None else ""
+        tail = self.backend.tail(container.id, LOG_TAIL_LINES) if container is not None else ""
         message = f"{reason}\n\nLast lines of the log:\n{tail}" if tail else reason
         space.log_run(f"===== {reason} =====")
         Runtime.objects.filter(pk=space.pk).update(failed_target=target)
@@ -284,7 +306,7 @@ class Runner:
         if container is not None and (live is None or container.id != live.id):
             if container.id == space.container_id:
                 self.unroute(space)
-            docker_runtime.remove(container.id)
+            self.backend.remove(container.id)
 
     def out_of_memory(self, space_id: int, container_id: str) -> None:
         """An app past its memory limit stops for good: restarting it would only do it again."""
@@ -294,7 +316,7 @@ class Runner:
         runtime, _ = Runtime.objects.get_or_create(space=space)
         limit = space.memory_limit_mb or settings.RUN_MEMORY_MB
         try:
-            container = docker_runtime.get(container_id)
+            container = self.backend.get(container_id)
         except RuntimeBackendError:
             container = None
         reason = (
@@ -303,19 +325,18 @@ class Runner:
         )
         self.fail(space, runtime, target_of(space), container, reason)
 
-    def crashed_for_good(self, container) -> bool:
-        state = docker_runtime.state(container)
+    def crashed_for_good(self, container: Instance) -> bool:
         return (
             container.status in ("exited", "dead")
-            and state.get("ExitCode") not in (0, 137, 143)
-            and container.attrs.get("RestartCount", 0) >= settings.RUN_RESTART_RETRIES
+            and container.exit_code not in (0, 137, 143)
+            and container.restart_count >= settings.RUN_RESTART_RETRIES
         )
 
-    def asleep(self, space: Space, current) -> bool:
+    def asleep(self, space: Space, current: Instance) -> bool:
         """Puts an idle space to sleep: its stage says so, and the next pass stops it."""
         if space.sleep_time < 0 or space.stage != stages.Stage.RUNNING:
             return False
-        seen = [t for t in (space.last_request_at, _started_at(current)) if t]
+        seen = [t for t in (space.last_request_at, current.started_at) if t]
         if not seen or timezone.now() - max(seen) < timedelta(seconds=space.sleep_time):
             return False
         return stages.sleep(space)
@@ -324,18 +345,19 @@ class Runner:
 
     def unroute(self, space: Space) -> None:
         Space.objects.filter(pk=space.pk).update(container_id="", port=None, running_image="")
+        Runtime.objects.filter(pk=space.pk).update(address="")
         space.container_id, space.port = "", None
         self.sync_proxy()
 
-    def retire(self, old, space: Space) -> None:
+    def retire(self, old: Instance, space: Space) -> None:
         """The old container's route is gone; let its in-flight requests finish, then stop it."""
-        port = docker_runtime.published_port(old)  # its own build's port, which may not be the deployed one's
+        dial = old.dial()  # its own build's port, which may not be the deployed one's
         deadline = time.monotonic() + settings.DRAIN_TIMEOUT
-        if port:
-            while time.monotonic() < deadline and self.admin.requests_in_flight(f"127.0.0.1:{port}") > 0:
+        if dial:
+            while time.monotonic() < deadline and self.admin.requests_in_flight(dial) > 0:
                 time.sleep(0.1)
-        docker_runtime.stop(old.id)
-        docker_runtime.remove(old.id)
+        self.backend.stop(old.id)
+        self.backend.remove(old.id)
 
     def retire_all(self, space: Space, found: dict) -> None:
         if space.container_id:
@@ -344,31 +366,36 @@ class Runner:
             if container.status == "running":
                 self.retire(container, space)
             else:
-                docker_runtime.remove(container.id)
+                self.backend.remove(container.id)
 
     def remove_orphans(self) -> None:
         """Containers of this instance whose space is gone."""
         existing = set(Space.objects.values_list("pk", flat=True))
-        for container in docker_runtime.containers():
-            if int(container.labels[docker_runtime.LABEL_SPACE]) not in existing:
-                docker_runtime.remove(container.id)
+        for container in self.backend.instances():
+            if int(container.labels[LABEL_SPACE]) not in existing:
+                self.backend.remove(container.id)
 
     # -- Caddy, logs, visits --------------------------------------------------------------------
 
     def sync_proxy(self) -> bool:
         with self.proxy_lock:
-            spaces = Space.objects.filter(port__isnull=False).exclude(container_id="").order_by("subdomain")
-            routes = [caddy.space_route(s.host, s.port, s.is_private) for s in spaces]
+            spaces = (
+                Space.objects.filter(port__isnull=False)
+                .exclude(container_id="")
+                .select_related("runtime")
+                .order_by("subdomain")
+            )
+            routes = [caddy.space_route(s.host, s.port, s.is_private, _address(s)) for s in spaces]
             return self.admin.ensure(caddy.config(routes))
 
-    def follow_log(self, space: Space, container) -> None:
+    def follow_log(self, space: Space, container: Instance) -> None:
         thread = self.followers.get(container.id)
         if thread is not None and thread.is_alive():
             return
         last = (
             RunLogLine.objects.filter(space=space).order_by("-number").values_list("time", flat=True).first()
         )
-        started = _started_at(container)
+        started = container.started_at
         since = max(t for t in (last, started) if t) if (last or started) else None
         thread = threading.Thread(
             target=self._follow,
@@ -383,7 +410,7 @@ class Runner:
         try:
             space = Space.objects.get(pk=space_id)
             stamp = int(since.timestamp()) if since else None
-            for line in docker_runtime.follow(container_id, since=stamp):
+            for line in self.backend.follow(container_id, since=stamp):
                 RunLogLine.append(space, line)
         except (RuntimeBackendError, Space.DoesNotExist):
             pass

@@ -38,6 +38,13 @@ def envstr(name: str, default: str) -> str:
     return os.getenv(name, default)
 
 
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.getenv(name, default).strip()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
 def envrate(name: str, default: str) -> tuple[int, int]:
     """A rate limit written `<count>/<seconds>`, e.g. `10/300`; a count of 0 turns it off."""
     value = os.getenv(name, default)
@@ -342,6 +349,12 @@ RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
 CONTAINER_RUNTIME = envstr("SPACEDOCK_RUNTIME", "")
 STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
 RUNNER_INTERVAL = float(envstr("SPACEDOCK_RUNNER_INTERVAL", "2"))
+# Where spaces run: "local" (this host's Docker engine) or "swarm" (a Docker Swarm, runner/swarm.py).
+RUNTIME_BACKEND = envchoice("SPACEDOCK_RUNTIME_BACKEND", "local", ("local", "swarm"))
+# The Swarm manager's engine (swarm backend); empty: DOCKER_HOST, as the local backend.
+SWARM_DOCKER_HOST = envstr("SPACEDOCK_SWARM_DOCKER_HOST", "")
+# Seconds a moved or removed space's task keeps serving before it is killed (swarm backend).
+SWARM_STOP_GRACE = envint("SPACEDOCK_SWARM_STOP_GRACE", "60")
 DRAIN_TIMEOUT = envint("SPACEDOCK_DRAIN_TIMEOUT", "30")
 RUNNER_FIREWALL = envbool("SPACEDOCK_RUNNER_FIREWALL", "true")
 # Addresses spaces may reach despite the drops of private and link-local ranges (runner/firewall.py):

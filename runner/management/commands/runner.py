@@ -8,8 +8,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from runner import caddy, docker_runtime
-from runner.docker_runtime import RuntimeBackendError
+from runner import caddy
+from runner.backend import RuntimeBackendError
 from runner.reconcile import Runner
 from spacedock.health.checks import runner_heartbeat_path
 from spacedock.spaces import notify
@@ -38,9 +38,10 @@ class Command(BaseCommand):
         threading.Thread(target=self.watch_docker, args=(runner, wake), daemon=True).start()
         threading.Thread(target=notify.listen, args=(wake, runner.stopping), daemon=True).start()
         log.info(
-            "runner %s: instance %s, Caddy admin %s",
+            "runner %s: instance %s, %s backend, Caddy admin %s",
             runner.runner_id,
             settings.INSTANCE,
+            runner.backend.name,
             settings.CADDY_ADMIN,
         )
         while not runner.stopping.is_set():
@@ -58,16 +59,13 @@ class Command(BaseCommand):
         log.info("runner: stopped")
 
     def watch_docker(self, runner: Runner, wake: threading.Event) -> None:
-        """Container events start a pass at once; the timer covers the time the engine is away."""
+        """The backend's events start a pass at once; the timer covers the time it is away."""
         while not runner.stopping.is_set():
             try:
-                for event in docker_runtime.events(runner.stopping):
-                    if event.get("status") == "oom":
-                        labels = event.get("Actor", {}).get("Attributes", {})
-                        if space_id := labels.get(docker_runtime.LABEL_SPACE):
-                            runner.out_of_memory(int(space_id), event["id"])
-                    if event.get("status") in ("die", "stop", "start", "destroy", "oom"):
-                        wake.set()
+                for kind, space_id, instance_id in runner.backend.events(runner.stopping):
+                    if kind == "oom" and space_id is not None:
+                        runner.out_of_memory(space_id, instance_id)
+                    wake.set()
             except RuntimeBackendError:
                 pass
             time.sleep(1)
