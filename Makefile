@@ -7,7 +7,7 @@ PYTHON ?= python3
 # `make up` serves on SPACEDOCK_PORT (default 8080) and runs gunicorn behind Caddy on
 # SPACEDOCK_WEB_PORT (default port + 1); see the Procfile. The suite picks free ports of its own.
 
-.PHONY: up test test-fast lint format docker base-image build-engine registry-tools install install-dev migrate bench browser compose wrk git-lfs
+.PHONY: up test test-fast lint format docker base-image build-engine registry-tools install install-dev migrate bench browser compose wrk git-lfs swarm-lab
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ migrate: install
 up: install base-image build-engine migrate
 	$(VENV)/bin/honcho start --procfile Procfile
 
-test: install-dev base-image build-engine browser compose git-lfs
+test: install-dev base-image build-engine browser compose git-lfs swarm-lab
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Pure units and database-only tests: no Docker engine, base image or browser needed.
@@ -64,6 +64,10 @@ lint: install-dev
 format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The cluster tests' extra engines (deploy/swarm-lab.sh) reach the registry through socat.
+swarm-lab:
+	command -v socat >/dev/null || (apt-get update -qq && apt-get install -y -qq socat)
 
 # docker-compose validates the production compose file in the deploy tests (Debian's v1 works offline).
 compose:
