@@ -25,6 +25,7 @@ from threading import Event
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 from django.conf import settings
 from docker.types import ContainerSpec, DriverConfig, EndpointSpec, Placement, RestartPolicy, TaskTemplate
 
@@ -183,6 +184,35 @@ class SwarmBackend:
         found = self._services({"id": [instance_id]})
         return next((i for i in found if i.id == instance_id or i.id.startswith(instance_id)), None)
 
+    def node_report(self) -> list[dict]:
+        """Each node: name, address, state, availability, labels, memory, memory reserved by running
+        tasks (anyone's: Swarm counts them all), and this instance's services on it."""
+        nodes = self._nodes()
+        with errors("listing tasks"):
+            tasks = self.client().api.tasks(filters={"desired-state": "running"})
+        report = {
+            node_id: {
+                "id": node_id,
+                "hostname": node["Description"].get("Hostname", ""),
+                "address": node["Status"].get("Addr", ""),
+                "state": node["Status"].get("State", ""),
+                "availability": node["Spec"].get("Availability", ""),
+                "labels": node["Spec"].get("Labels") or {},
+                "memory": node["Description"].get("Resources", {}).get("MemoryBytes", 0),
+                "reserved": 0,
+                "services": [],
+            }
+            for node_id, node in nodes.items()
+        }
+        for task in tasks:
+            entry = report.get(task.get("NodeID", ""))
+            if entry is None:
+                continue
+            reservation = task["Spec"].get("Resources", {}).get("Reservations", {}).get("MemoryBytes", 0)
+            entry["reserved"] += reservation
+            entry["services"].append(task["ServiceID"])
+        return sorted(report.values(), key=lambda n: (n["address"], n["id"]))
+
     # -- changing --------------------------------------------------------------------------------
 
     def run(self, spec: Spec) -> Instance:
@@ -267,8 +297,8 @@ class SwarmBackend:
                 *complete, buffer = buffer.split(b"\n")
                 for line in complete:
                     yield line.decode("utf-8", "replace").rstrip("\r")
-        except (docker.errors.DockerException, requests.RequestException):
-            return
+        except (docker.errors.DockerException, requests.RequestException, urllib3.exceptions.HTTPError):
+            return  # the node went away mid-stream (a killed node's task)
         if buffer:
             yield buffer.decode("utf-8", "replace")
 

@@ -2,12 +2,14 @@
 nodes and answer through Caddy; a new version, a drained node and a killed node move them without
 losing them (and, but for the killed node, without a failed request)."""
 
+import io
 import threading
 import time
 
 import pytest
 import requests
 from django.conf import settings
+from django.core.management import call_command
 from gradio_client import Client
 from urllib3.util import Retry
 
@@ -84,9 +86,9 @@ def answers(proxy, space: Space) -> bool:
         return False
 
 
-def test_a_label_no_node_has_says_so(swarm_runner, lab_images, server):
+def test_a_label_no_node_has_says_so(swarm_runner, swarm_lab, lab_images, server, monkeypatch):  # noqa: F811
     space = deployed("grace", "needs-gpu", lab_images["hello"])
-    Runtime.objects.update_or_create(space=space, defaults={"placement": "node.labels.gpu==true"})
+    call_command("cluster", "place", space.full_name, "node.labels.gpu==true", stdout=io.StringIO())
     swarm_runner.converge()
     space.refresh_from_db()
     assert space.stage == "RUNTIME_ERROR"
@@ -94,6 +96,15 @@ def test_a_label_no_node_has_says_so(swarm_runner, lab_images, server):
     runtime = server.api(f"spaces/{space.full_name}/runtime").json()
     assert "No node can run it" in runtime["errorMessage"]
     assert swarm_runner.backend.instances(space.pk) == []
+
+    # The operator's view: every node, its state and free memory.
+    monkeypatch.setattr(settings, "RUNTIME_BACKEND", "swarm")
+    monkeypatch.setattr(settings, "SWARM_DOCKER_HOST", swarm_lab.manager.socket)
+    out = io.StringIO()
+    call_command("cluster", stdout=out)
+    for node in swarm_lab.nodes:
+        assert f"{node.address} ready/active labels spacedock.lab={node.index}: " in out.getvalue()
+    assert out.getvalue().count("MB free of") == 3
 
 
 def test_spread_swap_drain_and_node_loss(swarm_runner, swarm_lab, lab_images, proxy, resolve_localhost):  # noqa: F811
@@ -138,8 +149,8 @@ def test_spread_swap_drain_and_node_loss(swarm_runner, swarm_lab, lab_images, pr
             )
         recovered_seconds = time.monotonic() - started
     # The bound: Swarm marks the node down after a few missed heartbeats (2 s here), then a
-    # successor starts (a Gradio app: seconds); measured about 20 s on a 2-core machine.
-    assert recovered_seconds < 90
+    # successor starts (a Gradio app: seconds); measured 21-45 s on a shared 2-core machine.
+    assert recovered_seconds < 120
     for space in spaces:
         space.refresh_from_db()
         assert space.stage == "RUNNING", space.stage_message
