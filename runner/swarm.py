@@ -29,6 +29,7 @@ import urllib3.exceptions
 from django.conf import settings
 from docker.types import ContainerSpec, DriverConfig, EndpointSpec, Placement, RestartPolicy, TaskTemplate
 
+from runner import firewall
 from runner.backend import Instance, RuntimeBackendError, Spec, parse_started
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
@@ -100,6 +101,10 @@ class SwarmBackend:
                     settings.REGISTRY_USER, registry_password(), registry=settings.REGISTRY, reauth=True
                 )
             self.logged_in = True
+        # /healthz reads what the runner says of its firewall: on Swarm it is each node's own.
+        firewall._report(
+            "off", "the swarm backend: each node's firewall keeps spaces off it (docs/cluster.md)"
+        )
         return ""
 
     # -- reading ---------------------------------------------------------------------------------

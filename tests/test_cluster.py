@@ -1,6 +1,7 @@
 """The swarm backend on a real three-node Docker Swarm (tests/swarm_lab.py): spaces spread over the
 nodes and answer through Caddy; a new version, a drained node and a killed node move them without
-losing them (and, but for the killed node, without a failed request)."""
+losing them (and, but for the killed node, without a failed request); private spaces, sleep and
+wake work as on one host."""
 
 import io
 import threading
@@ -17,6 +18,7 @@ from runner import caddy
 from runner.models import Runtime
 from runner.reconcile import Runner
 from runner.swarm import SwarmBackend
+from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import RunLogLine, Space
 from tests.runner_fixtures import deployed, publish, runner_loop, wait_for
 from tests.swarm_lab import push, swarm_lab  # noqa: F401
@@ -171,6 +173,26 @@ def test_spread_swap_drain_and_node_loss(swarm_runner, swarm_lab, lab_images, pr
     visitor.finish()
     assert visitor.failures == [] and visitor.ok > 20, (visitor.failures[:5], visitor.ok)
     assert Client(proxy.url(spaces[0]), verbose=False).predict("Ada", api_name="/predict") == "Howdy, Ada!"
+
+    # Private, asleep, woken by a reader's visit: as on one host.
+    napper = spaces[1]
+    Space.objects.filter(pk=napper.pk).update(visibility="private")
+    swarm_runner.sync_proxy()
+    _, token = AccessToken.issue(napper.owner, "test")
+    reader = {"Authorization": f"Bearer {token}"}
+    assert proxy.get(napper.host, "/config").status_code == 403
+    assert proxy.get(napper.host, "/config", headers=reader).status_code == 200
+    Space.objects.filter(pk=napper.pk).update(sleep_time=1)
+    time.sleep(2)
+    swarm_runner.converge()
+    napper.refresh_from_db()
+    assert napper.stage == "SLEEPING" and swarm_runner.backend.instances(napper.pk) == []
+    page = proxy.get(napper.host, "/", headers=reader)
+    assert page.status_code == 503 and "waking up" in page.text
+    Space.objects.filter(pk=napper.pk).update(sleep_time=3600)
+    swarm_runner.converge()
+    assert proxy.get(napper.host, "/config", headers=reader).status_code == 200
+    assert proxy.get(napper.host, "/config").status_code == 403
 
     said = RunLogLine.objects.filter(space=lost[0], text__contains="elsewhere").exists() or (
         RunLogLine.objects.filter(space=lost[0], text__contains="Moved to").exists()
