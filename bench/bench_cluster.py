@@ -1,0 +1,165 @@
+"""Cluster benchmark: the same spaces on one host and on a Docker Swarm of 1 and 3 nodes.
+
+    .venv/bin/python bench/bench_cluster.py [--spaces 9] [--seconds 5]     # root: it starts engines
+
+Starts a registry, Caddy and the runner's reconcile loop in this process (no web: wakes go
+through `stages.wake`, as the wake page does), and for each place (the local engine, then a
+swarm of 1 and of 3 nodes from deploy/swarm-lab.sh) reports:
+
+- start N spaces: from N deployed builds to N spaces RUNNING (s);
+- wake: each space put to sleep, then woken one after another, until it answers through Caddy
+  (s, median);
+- req/s through Caddy to one space against the same app directly (its node's address and
+  port), driven by wrk, as a ratio.
+
+The issue's figure is 60 spaces over three nodes (`--spaces 60`); a 2-core machine starts a
+Gradio app in seconds of CPU each, so the default is smaller.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SPACEDOCK_INSTANCE", "benchcl")
+os.environ.setdefault("SPACEDOCK_DATA_DIR", tempfile.mkdtemp(prefix="spacedock-bench-cluster-"))
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from runner import caddy  # noqa: E402
+from runner.local import LocalBackend  # noqa: E402
+from runner.models import Runtime  # noqa: E402
+from runner.reconcile import Runner  # noqa: E402
+from runner.swarm import SwarmBackend  # noqa: E402
+from spacedock.spaces import stages  # noqa: E402
+from spacedock.spaces.models import Space  # noqa: E402
+from tests import conftest, swarm_lab  # noqa: E402
+from tests import runner_fixtures as rf  # noqa: E402
+
+
+def answers(url: str, host: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, headers={"Host": host}, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wrk(url: str, host: str, seconds: float) -> float:
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", "16", "-d", f"{seconds:.0f}s", "-H", f"Host: {host}", url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(out.split("Requests/sec:")[1].split()[0])
+
+
+def loop_until(runner: Runner, done, seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        runner.tick(wait=True)
+        time.sleep(0.2)
+
+
+def measure(place: str, runner: Runner, image: str, count: int, proxy_port: int, seconds: float) -> dict:
+    Space.objects.all().delete()
+    runner.converge(2)
+    started = time.monotonic()
+    spaces = [rf.deployed("bench", f"{place}-{i}", image) for i in range(count)]
+    Space.objects.update(sleep_time=-1)
+    names = [s.pk for s in spaces]
+    loop_until(runner, lambda: Space.objects.filter(pk__in=names, stage="RUNNING").count() == count)
+    start_all = time.monotonic() - started
+    one = Space.objects.get(pk=names[0])
+    host = f"{one.host}:{proxy_port}"
+    address = Runtime.objects.get(space=one).address or "127.0.0.1"
+    proxied = wrk(f"http://127.0.0.1:{proxy_port}/config", host, seconds)
+    direct = wrk(f"http://{address}:{one.port}/config", host, seconds)
+    for space in Space.objects.filter(pk__in=names):
+        stages.sleep(space)
+    runner.converge(2)
+    wakes = []
+    for pk in names:
+        space = Space.objects.get(pk=pk)
+        started = time.monotonic()
+        stages.wake(space)
+        loop_until(
+            runner, lambda s=space: answers(f"http://127.0.0.1:{proxy_port}/config", f"{s.host}:{proxy_port}")
+        )
+        wakes.append(time.monotonic() - started)
+    Space.objects.update(paused=True)
+    runner.converge(2)
+    print(f"{place}: start {count} in {start_all:.1f} s, wake median {statistics.median(wakes):.1f} s, "
+          f"req/s {proxied:.0f} via Caddy / {direct:.0f} direct", flush=True)  # fmt: skip
+    return {"start": start_all, "wake": statistics.median(wakes), "ratio": proxied / direct, "wakes": wakes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spaces", type=int, default=9)
+    parser.add_argument("--seconds", type=float, default=5)
+    opts = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+    proxy_port, admin = conftest.free_port(), f"127.0.0.1:{conftest.free_port()}"
+    settings.CADDY_ADMIN, settings.LISTEN = admin, f"127.0.0.1:{proxy_port}"
+    settings.CADDY_ACCESS_LOG, settings.DRAIN_TIMEOUT, settings.RUN_MEMORY_MB = work / "access.log", 5, 1024
+    env = conftest.process_env()
+    log = open(work / "registry.log", "wb")
+    registry = subprocess.Popen(["bash", "deploy/registry.sh"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    caddy_proc = rf.start_caddy(admin, work / "caddy.log")
+    results = {}
+    try:
+        time.sleep(2)  # the registry answers 401 to everyone: give it its start
+        images = rf.build_images(work / "images")
+        local = Runner(caddy.Admin(admin), runner_id="bench-local", runtime=LocalBackend())
+        results["local"] = measure("local", local, images.hello, opts.spaces, proxy_port, opts.seconds)
+        local.shutdown()
+        for nodes in (1, 3):
+            out = swarm_lab.script("up", str(nodes))
+            try:
+                manager = out.splitlines()[0].split()[3]
+                image = swarm_lab.push(images.hello, "bench-hello")
+                runner = Runner(caddy.Admin(admin), runner_id=f"bench-{nodes}", runtime=SwarmBackend(manager))
+                results[f"swarm{nodes}"] = measure(
+                    f"swarm{nodes}", runner, image, opts.spaces, proxy_port, opts.seconds
+                )
+                runner.shutdown()
+            finally:
+                swarm_lab.script("down")
+    finally:
+        caddy_proc.terminate()
+        registry.terminate()
+    figures = []
+    for place, found in results.items():
+        figures += [
+            {"name": f"{place}: start {opts.spaces} spaces (s)", "value": round(found["start"], 1)},
+            {"name": f"{place}: wake (s, median)", "value": round(found["wake"], 2)},
+            {"name": f"{place}: req/s ratio Caddy / direct", "value": round(found["ratio"], 2)},
+        ]
+    print(json.dumps({
+        "benchmark": "cluster",
+        "figures": figures,
+        "note": f"{opts.spaces} Gradio spaces on the local engine, then on a swarm of 1 and 3 nodes "
+                "(deploy/swarm-lab.sh: engines in namespaces of one machine: 3 nodes share its cores)",
+        "samples": {place: found["wakes"] for place, found in results.items()},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
