@@ -227,3 +227,28 @@ def test_a_bad_hardware_setting_stops_the_start_naming_it(env, says):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert started.returncode != 0 and says in started.stderr
+
+
+def test_running_memory_quota_counts_each_spaces_flavour(settings):
+    """A space on a big flavour uses its flavour's memory in the owner's running-memory quota, and
+    moving a running space to a bigger flavour is refused when it would pass it."""
+    basic = settings.HARDWARE["cpu-basic"].memory_mb
+    big = make_space(name="big")
+    small = make_space(name="small")
+    for space in (big, small):
+        space.builds.create(commit_sha="a" * 40, state="succeeded", image="i:1")
+        Space.objects.filter(pk=space.pk).update(deployed_build=space.builds.first(), stage="RUNNING")
+        space.refresh_from_db()
+    Quota.objects.create(user=big.owner, hardware="cpu-basic,cpu-upgrade", running_memory_mb=basic * 3)
+    assert big.run_memory_mb() == basic
+    with pytest.raises(QuotaExceeded, match=r"Quota exceeded: running_memory_mb \(at most"):
+        SpaceHardware.request(big, "cpu-upgrade", big.owner)  # 32 GB would pass three basic spaces
+    assert SpaceHardware.of(big).requested == "cpu-basic"
+    Quota.objects.filter(user=big.owner).update(running_memory_mb=basic + 32768)
+    SpaceHardware.request(big, "cpu-upgrade", big.owner)
+    assert Space.objects.get(pk=big.pk).run_memory_mb() == 32768
+    # The small space may run beside it (exactly at the quota), a third basic one may not.
+    small.check_run_quota()
+    third = make_space(name="third")
+    with pytest.raises(QuotaExceeded, match="running_memory_mb"):
+        third.check_run_quota()

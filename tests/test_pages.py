@@ -203,6 +203,18 @@ def test_new_space_form_sets_what_the_hub_form_sets(ada, ada_client):
     )  # fmt: skip
     bad = ada_client.post("/new", {"name": "x", "color_from": "chartreuse"})
     assert "Colours are" in bad.content.decode() and not Space.objects.filter(name="x").exists()
+    # Hardware: the flavours this user may use, by default those without a GPU.
+    assert 'value="cpu-upgrade"' in page and 'value="t4-small"' not in page
+    upgraded = ada_client.post(
+        "/new", {"name": "big", "sdk": "gradio", "visibility": "public", "hardware": "cpu-upgrade"}
+    )
+    assert upgraded.status_code == 302
+    assert Space.objects.get(name="big").hardware.requested == "cpu-upgrade"
+    refused = ada_client.post(
+        "/new", {"name": "gpu", "sdk": "gradio", "visibility": "public", "hardware": "t4-small"}
+    )
+    assert "Hardware is one of: cpu-basic, cpu-upgrade" in refused.content.decode()
+    assert not Space.objects.filter(name="gpu").exists()
 
 
 def test_a_crash_shows_the_exception_first(ada, client):

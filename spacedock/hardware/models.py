@@ -82,6 +82,8 @@ class SpaceHardware(models.Model):
                 if row.requested in settings.HARDWARE
             )
             Quota.require(owner, "gpus", held, flavour.gpus)
+        if space.deployed_build_id and not space.paused:  # it restarts with the flavour's memory
+            space.check_run_quota(memory_mb=space.memory_limit_mb or flavour.memory_mb)
         with transaction.atomic():
             row, _ = cls.objects.select_for_update().get_or_create(
                 space=space, defaults={"requested": settings.HARDWARE_DEFAULT}

@@ -7,7 +7,7 @@ import subprocess
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -327,19 +327,31 @@ class Space(models.Model):
         active = Build.objects.filter(space__owner=self.owner_id, state__in=Build.ACTIVE).exclude(space=self)
         Quota.require(self.owner, "concurrent_builds", active.count(), status=429)
 
-    def check_run_quota(self) -> None:
+    def check_run_quota(self, memory_mb: int | None = None) -> None:
         """QuotaExceeded when running this space too would pass the owner's running spaces or their
-        memory. Running: a deployed build, neither paused nor asleep."""
+        memory. Running: a deployed build, neither paused nor asleep. `memory_mb`: what this space
+        would run with, when not what it has now (a change of hardware)."""
         running = (
             Space.objects.filter(owner=self.owner_id, deployed_build__isnull=False, paused=False)
             .exclude(stage__in=("SLEEPING", "PAUSED", "STOPPED"))
             .exclude(pk=self.pk)
+            .select_related("hardware")
         )
         Quota.require(self.owner, "running_spaces", running.count())
-        memory = sum(
-            space.memory_limit_mb or settings.RUN_MEMORY_MB for space in running.only("memory_limit_mb")
-        )
-        Quota.require(self.owner, "running_memory_mb", memory, self.memory_limit_mb or settings.RUN_MEMORY_MB)
+        memory = sum(space.run_memory_mb() for space in running)
+        Quota.require(self.owner, "running_memory_mb", memory, memory_mb or self.run_memory_mb())
+
+    def run_memory_mb(self) -> int:
+        """The memory a container of this space gets: an administrator's limit for this space, else
+        its hardware flavour's (spacedock.hardware)."""
+        if self.memory_limit_mb:
+            return self.memory_limit_mb
+        try:
+            requested = self.hardware.requested
+        except ObjectDoesNotExist:  # never asked for hardware: the default flavour
+            requested = settings.HARDWARE_DEFAULT
+        flavour = settings.HARDWARE.get(requested) or settings.HARDWARE[settings.HARDWARE_DEFAULT]
+        return flavour.memory_mb
 
     def factory_rebuild(self) -> "Build | None":
         """Rebuilds the head from scratch, without the build cache."""

@@ -11,16 +11,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
-from spacedock.accounts.models import QuotaExceeded, creatable_namespace, writable_namespaces
+from spacedock.accounts.models import Quota, QuotaExceeded, creatable_namespace, writable_namespaces
 from spacedock.gitserver import commits
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
+from spacedock.hardware.models import SpaceHardware
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces import gradio_api
 from spacedock.spaces.access import readable_space, space_owner, space_reader
@@ -266,6 +267,9 @@ def new_space(request):
         name=request.POST.get("name", "").strip(), visibility=request.POST.get("visibility", "public")
     )
     name, visibility = form["name"], form["visibility"]
+    allowed = Quota.hardware_allowed(request.user)
+    flavours = [f for f in settings.HARDWARE.values() if f.name in allowed]
+    hardware = request.POST.get("hardware", settings.HARDWARE_DEFAULT)
     namespaces = writable_namespaces(request.user)
     namespace = request.POST.get("namespace") or request.user.username
     error = ""
@@ -273,6 +277,8 @@ def new_space(request):
         account = creatable_namespace(request.user, namespace)
         if problem := _new_space_problem(form):
             error = problem
+        elif hardware not in (f.name for f in flavours):
+            error = f"Hardware is one of: {', '.join(f.name for f in flavours)} (your hardware quota)."
         elif account is None:
             error = f"You cannot create spaces under {namespace}."
         elif Space.objects.filter(owner=account, name=name).exists():
@@ -285,7 +291,10 @@ def new_space(request):
             fields = {key: form[key] for key in NEW_SPACE_DEFAULTS}
             fields["title"] = fields["title"] or name
             try:
-                space = Space.create(account, name, visibility=visibility, **fields)
+                with transaction.atomic():
+                    space = Space.create(account, name, visibility=visibility, **fields)
+                    if hardware != settings.HARDWARE_DEFAULT:
+                        SpaceHardware.request(space, hardware, request.user)
             except QuotaExceeded as exc:
                 error = str(exc)
             except IntegrityError:
@@ -295,7 +304,7 @@ def new_space(request):
                 return redirect("space", owner=namespace, name=space.name)
     context = {
         **form, "error": error, "sdks": spaceconfig.SDKS, "colors": spaceconfig.COLORS,
-        "namespaces": namespaces, "namespace": namespace,
+        "namespaces": namespaces, "namespace": namespace, "flavours": flavours, "hardware": hardware,
     }  # fmt: skip
     return render(request, "spaces/new.html", context)
 
