@@ -78,7 +78,7 @@ def config(routes: list[dict]) -> dict:
     }
     platform = {"handle": [_proxy(web_dial())], "terminal": True}
     server = {
-        "listen": [settings.LISTEN],
+        "listen": [address.strip() for address in settings.LISTEN.split(",")],
         "routes": [*routes, wake, platform],
         # Access logs count visits per space (sleep); the platform's own traffic is not a visit.
         "logs": {"skip_hosts": [settings.DOMAIN]},

@@ -1,9 +1,12 @@
 """Keeps spaces out of the host and off every address that is not the public internet.
 
-Into the host (INPUT): a packet from the spaces bridge to any host address is dropped. Services
-that listen on 127.0.0.1 (Postgres, Redis, Caddy admin, gunicorn) are out of a container's reach
-anyway; this also closes what listens on 0.0.0.0 (the bridge gateway is one of the host's
-addresses). Replies to connections the host opened (Caddy to a published port) pass.
+Into the host (INPUT): a packet from the spaces bridge to any host address is dropped, but for
+one door: TCP to the port Caddy serves the public on (SPACEDOCK_LISTEN's). Through it an app's
+server reaches the platform as anyone on the internet does (the OpenID provider of "Sign in
+with", the Hub API), through Caddy and the platform's own checks. Services that listen on
+127.0.0.1 (Postgres, Redis, Caddy admin, gunicorn) are out of a container's reach anyway; the
+drop also closes what listens on 0.0.0.0 (the bridge gateway is one of the host's addresses).
+Replies to connections the host opened (Caddy to a published port) pass.
 
 Out of the host (FORWARD): link-local (the cloud metadata address 169.254.169.254), private,
 shared (CGNAT), loopback, benchmarking (Docker's own bridges), multicast and reserved ranges are
@@ -61,10 +64,24 @@ def allowed() -> list[tuple[str, str]]:
     return pairs
 
 
+def public_port() -> str:
+    """The port Caddy serves the public on: SPACEDOCK_LISTEN's (":8080", "127.0.0.1:8080,...")."""
+    return settings.LISTEN.split(",")[0].strip().rpartition(":")[2]
+
+
+def gateway() -> str:
+    """The host's address on the spaces' bridge: where a container on this machine finds the door
+    (SPACEDOCK_OAUTH_PROVIDER_URL on a machine whose domain is localhost)."""
+    with docker_runtime.errors("reading the spaces' network"):
+        network = docker_runtime.client().networks.get(docker_runtime.ensure_network())
+    return network.attrs["IPAM"]["Config"][0]["Gateway"]
+
+
 def rules(bridge: str, dropped: tuple[str, ...] = DROPPED, v6: bool = False) -> dict[str, list[list[str]]]:
-    """The two chains' rules, in order: replies first, then the allow-list, then the drops."""
+    """The two chains' rules, in order: replies first, then the door or the allow-list, then the drops."""
     into, out = chains(bridge)
     reply = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]
+    door = ["-i", bridge, "-p", "tcp", "--dport", public_port(), "-j", "ACCEPT"]
     forward = [["-i", bridge, *reply]]
     for network, port in allowed():
         if (":" in network) != v6:
@@ -73,7 +90,7 @@ def rules(bridge: str, dropped: tuple[str, ...] = DROPPED, v6: bool = False) -> 
             match = ["-p", proto, "--dport", port] if port else []
             forward.append(["-i", bridge, "-d", network, *match, "-j", "ACCEPT"])
     forward += [["-i", bridge, "-d", network, "-j", "DROP"] for network in dropped]
-    return {into: [["-i", bridge, *reply], ["-i", bridge, "-j", "DROP"]], out: forward}
+    return {into: [["-i", bridge, *reply], door, ["-i", bridge, "-j", "DROP"]], out: forward}
 
 
 # What a space's owner reads while the runner refuses to start it (the operator reads /healthz).
@@ -173,7 +190,7 @@ def _install(iptables: str, bridge: str, wanted: dict[str, list[list[str]]]) -> 
             if result.returncode != 0:
                 log.error("iptables -I %s -j %s: %s", hook, chain, result.stderr.strip())
                 return f"{Path(iptables).name} -I {hook}: {result.stderr.strip()[:300]}"
-    log.info("firewall: %s reaches neither the host nor private addresses", bridge)
+    log.info("firewall: %s reaches no private address, and the host on port %s only", bridge, public_port())
     return ""
 
 

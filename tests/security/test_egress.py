@@ -5,6 +5,8 @@ fetched by the engine on the host's loopback (Caddy's admin API, gunicorn's /met
 The hosts aimed at are the test's own (see conftest.py); the package index staying reachable is
 shown by every Gradio build that installs requirements (tests/test_builder.py)."""
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -12,6 +14,7 @@ import requests
 from django.conf import settings
 
 from runner import docker_runtime, firewall
+from tests.conftest import wait_until
 from tests.security.builds import build_now, docker_repo, log_text
 from tests.security.conftest import PROBE
 
@@ -79,6 +82,53 @@ def test_a_running_space_reaches_neither_metadata_nor_private_hosts_nor_the_host
         remove=True,
     ).decode()
     assert_all_blocked(output, fake_hosts)
+
+
+def test_a_running_space_reaches_the_host_on_the_public_port_only(docker_client, fake_hosts, proxy, tmp_path):
+    """The firewall's one door into the host (an app's server signing users in through the
+    platform): Caddy's public port. The host's other ports stay shut, be they on every address
+    (the fake host service), the web, Caddy's admin API, Postgres or Redis."""
+    assert firewall.ensure()
+    gateway, port = firewall.gateway(), int(firewall.public_port())
+    canary = f"door-canary-{uuid.uuid4().hex}"
+    (tmp_path / "index.html").write_text(canary)
+    # The suite's Caddy listens on loopback: a stand-in answers on the gateway at its port.
+    door = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", gateway, "--directory", str(tmp_path), str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _answers(f"http://{gateway}:{port}/", canary), 15, "the stand-in to answer")
+        shut = [
+            f"http://{gateway}:{fake_hosts.host_port}/",
+            f"http://{gateway}:{settings.WEB_PORT}/",
+            f"http://{gateway}:{proxy.admin.rpartition(':')[2]}/config/",
+            f"http://{gateway}:5432/",
+            f"http://{gateway}:6379/",
+        ]
+        output = docker_client.containers.run(
+            settings.BASE_IMAGE,
+            ["python3", "-c", PROBE, f"http://{gateway}:{port}/", *shut, *fake_hosts.urls()],
+            network=docker_runtime.ensure_network(),
+            user=settings.RUN_USER,
+            cap_drop=["ALL"],
+            labels={"spacedock.instance": settings.INSTANCE},
+            remove=True,
+        ).decode()
+    finally:
+        door.terminate()
+        door.wait(5)
+    assert f"REACHED http://{gateway}:{port}/ {canary}" in output, output
+    for url in shut:
+        assert f"BLOCKED {url}" in output, output
+    assert_all_blocked(output, fake_hosts)
+
+
+def _answers(url: str, text: str) -> bool:
+    try:
+        return text in requests.get(url, timeout=2).text
+    except requests.RequestException:
+        return False
 
 
 def test_the_egress_allow_list_opens_one_address(docker_client, fake_hosts, settings):
