@@ -153,6 +153,10 @@ if SCHEME == "https" and (len(SECRET_KEY) < 32 or "change-me" in SECRET_KEY.lowe
     )
 
 ALLOWED_HOSTS = [DOMAIN, "127.0.0.1", "localhost", f".{SPACES_DOMAIN}"]
+# Where spaces reach the platform, when it is not the site's address (a bridge gateway's address
+# on a machine whose domain is localhost): the platform answers there too.
+if OAUTH_PROVIDER_URL:
+    ALLOWED_HOSTS.append(urlsplit(OAUTH_PROVIDER_URL).hostname or "")
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
 
 INSTALLED_APPS = [

@@ -10,6 +10,7 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oidc.core import CodeIDToken
+from django.conf import settings
 from django.contrib.auth.models import User
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
@@ -19,6 +20,7 @@ from joserfc.jws import JWSRegistry
 
 from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Build, Space
+from tests.conftest import gunicorn
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -190,3 +192,21 @@ def test_attacks_on_the_flow_are_refused(app, live):
 
     RunLogLine.append(space, f"env: OAUTH_CLIENT_SECRET={env['OAUTH_CLIENT_SECRET']}")
     assert env["OAUTH_CLIENT_SECRET"] not in space.run_lines.last().text
+
+
+def test_asked_at_the_spaces_address_the_provider_sends_the_browser_to_the_site(live, tmp_path_factory):
+    # A space's server reaches the platform at SPACEDOCK_OAUTH_PROVIDER_URL (the spaces' gateway on a
+    # machine whose domain is localhost); the browser has no way there, and no session.
+    door = "http://door.test:8080"
+    with gunicorn(tmp_path_factory, SPACEDOCK_OAUTH_PROVIDER_URL=door) as web:
+        discovery = f"{web.url}/.well-known/openid-configuration"
+        asked = requests.get(discovery, headers={"Host": "door.test:8080"}, timeout=10).json()
+        stranger = requests.get(discovery, headers={"Host": "evil.test"}, timeout=10)
+    assert asked["issuer"] == door and asked["token_endpoint"] == f"{door}/oauth/token"
+    assert asked["jwks_uri"] == f"{door}/oauth/jwks"
+    assert asked["userinfo_endpoint"] == f"{door}/oauth/userinfo"
+    assert asked["authorization_endpoint"] == f"{settings.SITE_URL}/oauth/authorize"
+    assert stranger.status_code == 400  # the platform answers that one address more, no other
+    # Asked at its own address, as before, everything is there.
+    own = requests.get(f"{live.url}/.well-known/openid-configuration", timeout=10).json()
+    assert own["authorization_endpoint"] == f"{live.url}/oauth/authorize"

@@ -5,8 +5,9 @@ Gradio's Hub integration (gradio/oauth.py, with authlib) uses the Hub's.
   creation), OAUTH_CLIENT_SECRET (derived from the secret key: nothing stored), OAUTH_SCOPES,
   OPENID_PROVIDER_URL. Gradio needs them whenever an app has a gr.LoginButton, or it does not
   start; a space without hf_oauth: true is refused at the authorize step, with the fix.
-- authlib reads /.well-known/openid-configuration, sends the browser to /oauth/authorize, then
-  from the app's server trades the code at /oauth/token and checks the ID token (RS256, against
+- authlib reads /.well-known/openid-configuration, sends the browser to /oauth/authorize (on the
+  site's address even when the server asked elsewhere: browser_base), then from the app's server
+  trades the code at /oauth/token and checks the ID token (RS256, against
   /oauth/jwks): the ID token's claims become gr.OAuthProfile (name, preferred_username, profile,
   picture). The access token is an AccessToken of scope "oauth": it answers whoami and
   /oauth/userinfo, reads nothing, and ends (hf_oauth_expiration_minutes).
@@ -124,10 +125,18 @@ def sign(claims: dict) -> str:
     return f"{signing_input}.{_b64(signature)}"
 
 
+def browser_base(issuer: str) -> str:
+    """Where the browser signs in. A space's server may reach the platform at an address of its
+    own (SPACEDOCK_OAUTH_PROVIDER_URL, e.g. the spaces' bridge gateway), one the browser cannot
+    use and where it has no session: asked there, the authorize step is the site's."""
+    provider = settings.OAUTH_PROVIDER_URL.rstrip("/")
+    return settings.SITE_URL.rstrip("/") if provider and issuer == provider else issuer
+
+
 def discovery(issuer: str) -> dict:
     return {
         "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "authorization_endpoint": f"{browser_base(issuer)}/oauth/authorize",
         "token_endpoint": f"{issuer}/oauth/token",
         "userinfo_endpoint": f"{issuer}/oauth/userinfo",
         "jwks_uri": f"{issuer}/oauth/jwks",
