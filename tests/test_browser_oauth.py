@@ -1,22 +1,23 @@
 """gr.LoginButton signs a Spacedock user in: a real Gradio app with hf_oauth: true, built by the
-builder, signs in through the real OAuth flow in Chromium, and shows gr.OAuthProfile's name and
-what huggingface_hub.whoami says with gr.OAuthToken's token.
+builder and run by the runner behind Caddy, its firewall in place, signs in through the real OAuth
+flow in Chromium, and shows gr.OAuthProfile's name and what huggingface_hub.whoami says with
+gr.OAuthToken's token.
 
-The app runs from its built image on the host's network, started by this test: under the runner,
-the firewall keeps a container off the host, and the token exchange then cannot reach the
-platform (docs/security.md, "Sign in for apps"). Everything else is the real thing: Gradio's
-oauth.py, authlib, the platform's pages and provider."""
+The app's server reaches the provider through the firewall's one door into the host, Caddy's
+public port (docs/security.md, "Sign in for apps"). The site's domain is localhost here, which
+in a container is the container itself, so the space is given the spaces' bridge gateway as
+SPACEDOCK_OAUTH_PROVIDER_URL, as an operator of such a machine does; Caddy listens there too."""
 
 import pytest
-import requests
+from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from builder import tasks
+from runner import firewall
 from spacedock.spaces.models import Build, Space
 from tests.browser import screenshot
-from tests.conftest import free_port
-from tests.runner_fixtures import wait_for
+from tests.conftest import gunicorn
 
 PASSWORD = "a long pass phrase for ada"
 README = "---\ntitle: Who am I\nsdk: gradio\nhf_oauth: true\n---\n"
@@ -56,38 +57,34 @@ def built_app(live, token_for, make_repo, readme: str, name: str) -> tuple[Space
 
 
 @pytest.fixture
-def run_app(live, docker_client):
-    """Starts a space's built image on the host's network with the environment the runner gives it."""
-    started = []
+def door(proxy, live, tmp_path_factory):
+    """The platform as a container reaches it: Caddy also on the bridge gateway, a web process that
+    answers to that address, and spaces told to ask there."""
+    gateway = firewall.gateway()
+    provider = f"http://{gateway}:{proxy.port}"
+    saved = settings.LISTEN, settings.WEB_PORT, settings.OAUTH_PROVIDER_URL
+    with gunicorn(tmp_path_factory, SPACEDOCK_OAUTH_PROVIDER_URL=provider) as web:
+        settings.LISTEN = f"127.0.0.1:{proxy.port},{gateway}:{proxy.port}"
+        settings.WEB_PORT, settings.OAUTH_PROVIDER_URL = web.port, provider
+        try:
+            yield provider
+        finally:
+            settings.LISTEN, settings.WEB_PORT, settings.OAUTH_PROVIDER_URL = saved
+
+
+@pytest.fixture
+def run_app(runner, proxy, door):
+    """Runs a built space under the real runner (firewall, hardened container, Caddy's route)."""
 
     def run(space: Space, build: Build) -> str:
-        port = free_port()
-        env = {
-            **space.env(),
-            # The test server's address; on the host's network it is the platform's, as a container
-            # with the firewall's way through would reach it.
-            "OPENID_PROVIDER_URL": live.url,
-            "SPACE_HOST": f"{space.host}:{port}",
-            "GRADIO_SERVER_NAME": "127.0.0.1",
-            "GRADIO_SERVER_PORT": str(port),
-        }
-        container = docker_client.containers.run(
-            build.image, detach=True, network_mode="host", environment=env, labels={"sdtest": "1"}
-        )
-        started.append(container)
+        assert firewall.ensure(), "the runner could not install its firewall (it runs as root here)"
+        runner.converge()
+        space.refresh_from_db()
+        assert space.stage == "RUNNING", (space.stage, space.stage_message)
+        assert space.env()["OPENID_PROVIDER_URL"] == door
+        return proxy.url(space).rstrip("/")
 
-        def answers() -> bool:
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/", timeout=2).ok
-            except requests.RequestException:
-                return False
-
-        wait_for(answers, 120, what=lambda: f"the app to answer; its log: {container.logs()[-3000:]!r}")
-        return f"http://{space.host}:{port}"
-
-    yield run
-    for container in started:
-        container.remove(force=True)
+    return run
 
 
 @pytest.fixture
