@@ -266,7 +266,9 @@ class Runner:
 
     def wait_healthy(self, space: Space, started: Instance, target: str, config: SpaceConfig) -> str:
         """'' once the app answers HTTP; else why not ('superseded' when the space wants another)."""
-        timeout = config.startup_duration_timeout or settings.STARTUP_TIMEOUT
+        # Capped again here: a build recorded before the operator lowered the cap keeps its config.
+        asked = config.startup_duration_timeout or settings.STARTUP_TIMEOUT
+        timeout = min(asked, settings.MAX_STARTUP_SECONDS)
         deadline = time.monotonic() + timeout
         checked = 0.0
         while not self.stopping.is_set():
