@@ -298,6 +298,9 @@ class Runner:
     def fail(self, space: Space, runtime: Runtime, target: str, container, reason: str, live=None) -> None:
         tail = self.backend.tail(container.id, LOG_TAIL_LINES) if container is not None else ""
         message = f"{reason}\n\nLast lines of the log:\n{tail}" if tail else reason
+        # The tail is the app's own output: an app that prints its environment before crashing
+        # must not publish its secrets on the space's page and in the runtime API.
+        message = RunLogLine.redact(space, message)
         space.log_run(f"===== {reason} =====")
         Runtime.objects.filter(pk=space.pk).update(failed_target=target)
         if live is not None:

@@ -3,10 +3,13 @@ an app that prints its secrets and dies. The push says what the limit is, the ru
 the cap, and the failure message on the page and in the API shows *** for the secret."""
 
 import pytest
+import requests
 
 from spacedock.spaces.config import ConfigError, parse
-from spacedock.spaces.models import Space
-from tests.runner_fixtures import deployed
+from spacedock.spaces.models import Space, Variable
+from tests.runner_fixtures import APP_DOCKERFILE, deployed, docker_build, wait_for
+
+LEAKS = 'import os\nprint("connecting with", os.environ["API_KEY"], flush=True)\nraise SystemExit(1)\n'
 
 
 @pytest.mark.fast
@@ -36,3 +39,21 @@ def test_the_runner_waits_no_longer_than_the_cap_whatever_was_recorded(runner, i
     runtime = server.api(f"spaces/{space.full_name}/runtime").json()
     assert runtime["stage"] == "RUNTIME_ERROR"
     assert "within 3 s" in runtime["errorMessage"] and "warming up forever" in runtime["errorMessage"]
+
+
+def test_an_app_that_prints_a_secret_and_dies_shows_stars_in_its_error(runner, images, server, tmp_path):
+    prefix = images.sdk.split("/")[0]
+    dockerfile = APP_DOCKERFILE.format(sdk=f"{prefix}/plain:1", python="python3")
+    leaks = docker_build(f"{prefix}/leaks:1", dockerfile, {"app.py": LEAKS}, tmp_path / "leaks")
+    space = deployed("leaky", "app", leaks)
+    Variable.objects.create(space=space, key="API_KEY", value="sk-live-0123456789abcdef", is_secret=True)
+    runner.converge()
+    wait_for(lambda: Space.objects.get(pk=space.pk).stage == "RUNTIME_ERROR", 30, what="RUNTIME_ERROR")
+    space.refresh_from_db()
+    assert "connecting with ***" in space.stage_message
+    runtime = server.api(f"spaces/{space.full_name}/runtime").json()
+    assert "connecting with ***" in runtime["errorMessage"]
+    page = requests.get(f"{server.url}/{space.full_name}", timeout=30)
+    assert page.status_code == 200
+    for shown in (space.stage_message, runtime["errorMessage"], page.text):
+        assert "sk-live" not in shown
