@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from runner import caddy, firewall
@@ -424,7 +424,8 @@ class Runner:
             connection.close()
 
     def count_requests(self) -> None:
-        """Reads Caddy's access log since last time into each space's last request time."""
+        """Reads Caddy's access log since last time: every request moves the space's last request
+        time (sleep); only a visitor's first request in an hour counts as a visit (trending)."""
         path = settings.CADDY_ACCESS_LOG
         try:
             size = path.stat().st_size
@@ -435,7 +436,7 @@ class Runner:
         if size == self.access_offset:
             return
         latest: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        visitors: dict[str, set[str]] = {}
         with open(path, "rb") as f:
             f.seek(self.access_offset)
             data = f.read(size - self.access_offset)
@@ -444,16 +445,20 @@ class Runner:
         for raw in complete.splitlines():
             try:
                 entry = json.loads(raw)
-                name = hosts.parse(entry["request"]["host"])
+                request = entry["request"]
+                name = hosts.parse(request["host"])
+                visitor = str(request.get("client_ip") or request.get("remote_ip") or "")
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
             if name is not None and name.subdomain:
                 sub = name.subdomain
                 latest[sub] = max(latest.get(sub, 0.0), float(entry.get("ts", time.time())))
-                counts[sub] = counts.get(sub, 0) + 1
-        for sub, ts in latest.items():
-            when = datetime.fromtimestamp(ts, tz=UTC)
-            Space.objects.filter(subdomain=sub).update(visits=F("visits") + counts[sub])
+                visitors.setdefault(sub, set()).add(visitor)
+        for space in Space.objects.filter(subdomain__in=list(latest)).only("pk", "subdomain", "created"):
+            when = datetime.fromtimestamp(latest[space.subdomain], tz=UTC)
+            first = sum(1 for visitor in visitors[space.subdomain] if space.first_visit(visitor))
+            if first:
+                space.count_visits(first)
             Space.objects.filter(
-                Q(last_request_at__lt=when) | Q(last_request_at__isnull=True), subdomain=sub
+                Q(last_request_at__lt=when) | Q(last_request_at__isnull=True), pk=space.pk
             ).update(last_request_at=when)
