@@ -22,7 +22,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from runner import caddy, firewall
+from runner import caddy, firewall, logstream
 from runner.backend import Backend, Instance, RuntimeBackendError, Spec, backend
 from runner.models import RUNNER_ID, Runtime
 from spacedock.labels import LABEL_SPACE, LABEL_TARGET
@@ -415,7 +415,7 @@ class Runner:
         try:
             space = Space.objects.get(pk=space_id)
             stamp = int(since.timestamp()) if since else None
-            for line in self.backend.follow(container_id, since=stamp):
+            for line in logstream.sampled(self.backend.follow(container_id, since=stamp)):
                 RunLogLine.append(space, line)
         except (RuntimeBackendError, Space.DoesNotExist):
             pass

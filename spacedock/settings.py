@@ -381,6 +381,8 @@ RATE_LIMITS = {
 }
 # Logs: a longer line is cut; hourly, each space keeps its run log's last lines and its last builds' logs.
 LOG_LINE_MAX = envint("SPACEDOCK_LOG_LINE_MAX", "16384")
+# A running app's log lines kept per second; the rest are dropped and counted in the log.
+LOG_RUN_LINES_PER_SECOND = envint("SPACEDOCK_LOG_RUN_LINES_PER_SECOND", "100")
 LOG_RUN_LINES_KEPT = envint("SPACEDOCK_LOG_RUN_LINES_KEPT", "10000")
 LOG_BUILDS_KEPT = envint("SPACEDOCK_LOG_BUILDS_KEPT", "10")
 # Webhooks: tries per delivery, hooks per space, and networks a webhook may reach besides the
