@@ -16,6 +16,7 @@ import docker.errors
 import requests
 from django.conf import settings
 
+from runner import logstream
 from runner.backend import RuntimeBackendError, Spec
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
@@ -196,17 +197,10 @@ def follow(container_id: str, since: int | None = None) -> Iterator[str]:
     """The container's log lines as they come, until it stops."""
     with errors(f"following the log of {container_id[:12]}"):
         stream = client().api.logs(container_id, stream=True, follow=True, since=since)
-    buffer = b""
     try:
-        for chunk in stream:
-            buffer += chunk
-            *complete, buffer = buffer.split(b"\n")
-            for line in complete:
-                yield line.decode("utf-8", "replace").rstrip("\r")
+        yield from logstream.split_lines(stream)
     except (docker.errors.DockerException, requests.RequestException):
         return
-    if buffer:
-        yield buffer.decode("utf-8", "replace")
 
 
 def state(container) -> dict:

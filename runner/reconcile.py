@@ -14,15 +14,16 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import requests
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from runner import caddy, firewall
+from runner import caddy, firewall, logstream
 from runner.backend import Backend, Instance, RuntimeBackendError, Spec, backend
 from runner.models import RUNNER_ID, Runtime
 from spacedock.labels import LABEL_SPACE, LABEL_TARGET
@@ -34,6 +35,19 @@ from spacedock.spaces.models import RunLogLine, Space
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 30
+
+
+@dataclass
+class Starting:
+    """A new container the runner started and waits on, pass after pass, without holding a thread."""
+
+    container: Instance
+    target: str
+    config: SpaceConfig
+    image: str
+    live: Instance | None  # the version serving meanwhile, retired once the new one is routed
+    timeout: int
+    deadline: float
 
 
 def target_of(space: Space) -> str:
@@ -63,6 +77,19 @@ def _address(space: Space) -> str:
         return "127.0.0.1"
 
 
+def fair_order(rows: list[tuple[int, int]]) -> list[int]:
+    """Space ids, one owner's at a time in turn (each owner's oldest first): the pool takes work in
+    this order, so an owner with a hundred spaces delays another owner's one by one slot, not 100."""
+    by_owner: dict[int, list[int]] = {}
+    for space_id, owner_id in rows:
+        by_owner.setdefault(owner_id, []).append(space_id)
+    queues = list(by_owner.values())
+    order = []
+    for turn in range(max((len(q) for q in queues), default=0)):
+        order.extend(q[turn] for q in queues if turn < len(q))
+    return order
+
+
 class Runner:
     def __init__(
         self, admin: caddy.Admin | None = None, runner_id: str = RUNNER_ID, runtime: Backend | None = None
@@ -73,6 +100,9 @@ class Runner:
         self.busy: dict[int, Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="space")
         self.followers: dict[str, threading.Thread] = {}
+        # Spaces whose new container is starting: each pass looks once (Runner.progress), so eight
+        # slow apps never hold the pool's threads while a ninth space waits to deploy or wake.
+        self.starting: dict[int, Starting] = {}
         self.proxy_lock = threading.Lock()
         self.access_offset: int | None = None
         self.firewall_checked = 0.0
@@ -89,7 +119,10 @@ class Runner:
         self.count_requests()
         self.sync_proxy()
         self.remove_orphans()
-        for space_id in self.candidates():
+        wanted = self.candidates()
+        for gone in set(list(self.starting)) - set(wanted):
+            self.starting.pop(gone, None)  # deleted while starting: nothing left to wait on
+        for space_id in wanted:
             if space_id in self.busy and not self.busy[space_id].done():
                 Runtime.claim(space_id, self.runner_id)  # renew the lease while a deploy waits
                 continue
@@ -100,15 +133,21 @@ class Runner:
                 future.result()
 
     def converge(self, passes: int = 3) -> None:
-        """Passes until nothing is left to do (a deploy takes one, a retire the next)."""
-        for _ in range(passes):
+        """Passes until nothing is left to do: `passes` in a row with no app starting (a deploy
+        ends in one once its app answers, a retire the next)."""
+        quiet = 0
+        while quiet < passes and not self.stopping.is_set():
             self.tick(wait=True)
+            quiet = 0 if self.starting else quiet + 1
+            if self.starting:
+                time.sleep(0.2)
 
     def candidates(self) -> list[int]:
         """Spaces that should run or have something running."""
         with_containers = {int(c.labels[LABEL_SPACE]) for c in self.backend.instances()}
         wanted = Q(deployed_build__isnull=False) | ~Q(container_id="") | Q(pk__in=with_containers)
-        return sorted(Space.objects.filter(wanted).values_list("pk", flat=True))
+        rows = Space.objects.filter(wanted).order_by("pk").values_list("pk", "owner_id")
+        return fair_order(list(rows))
 
     def _guarded(self, space_id: int) -> None:
         try:
@@ -149,6 +188,15 @@ class Runner:
         # Going down, the stage moves before the route goes; coming up, after the route exists:
         # a space that says RUNNING answers at its URL.
         keep_down = not target or space.paused or space.stage == stages.Stage.SLEEPING
+        start = self.starting.get(space_id)
+        if start is not None:
+            if start.target == target and not keep_down:
+                self.progress(space, runtime, start)
+                return
+            # Superseded (a new push, a restart, a pause): this one never served; start afresh.
+            self.starting.pop(space_id, None)
+            if found.pop(start.container.id, None) is not None:
+                self.backend.remove(start.container.id)
         if keep_down:
             if space.paused:
                 stages.pause(space)
@@ -246,14 +294,28 @@ class Runner:
             self.fail(space, runtime, target, None, f"The container could not start: {exc}", live=live)
             return
         self.follow_log(space, container)
-        problem = self.wait_healthy(space, container, target, config)
-        if problem == "superseded":
-            self.backend.remove(container.id)
-            return
+        # Capped again here: a build recorded before the operator lowered the cap keeps its config.
+        timeout = min(
+            config.startup_duration_timeout or settings.STARTUP_TIMEOUT, settings.MAX_STARTUP_SECONDS
+        )
+        start = Starting(container, target, config, image, live, timeout, time.monotonic() + timeout)
+        self.starting[space.pk] = start
+        self.progress(space, runtime, start)
+
+    def progress(self, space: Space, runtime: Runtime, start: Starting) -> None:
+        """Looks at a starting app for a moment; routes it once it answers, fails it past its time."""
+        problem = self.check_start(start)
+        if problem is None:
+            return  # still starting: the next pass looks again
+        self.starting.pop(space.pk, None)
         if problem:
-            self.fail(space, runtime, target, container, problem, live=live)
+            self.fail(space, runtime, start.target, start.container, problem, live=start.live)
             return
-        container = self.backend.get(container.id) or container
+        self.go_live(space, start)
+
+    def go_live(self, space: Space, start: Starting) -> None:
+        config, image, live = start.config, start.image, start.live
+        container = self.backend.get(start.container.id) or start.container
         port = container.port(config.app_port)
         address = "" if container.address == "127.0.0.1" else container.address
         Space.objects.filter(pk=space.pk).update(container_id=container.id, port=port, running_image=image)
@@ -264,13 +326,13 @@ class Runner:
         if live is not None:
             self.retire(live, space)
 
-    def wait_healthy(self, space: Space, started: Instance, target: str, config: SpaceConfig) -> str:
-        """'' once the app answers HTTP; else why not ('superseded' when the space wants another)."""
-        timeout = config.startup_duration_timeout or settings.STARTUP_TIMEOUT
-        deadline = time.monotonic() + timeout
-        checked = 0.0
+    def check_start(self, start: Starting, look: float = 1.0) -> str | None:
+        """'' once the app answers HTTP, None while it may still, else why not. Looks for at most
+        `look` seconds: a pass must never wait minutes on one app."""
+        config = start.config
+        until = time.monotonic() + look
         while not self.stopping.is_set():
-            container = self.backend.get(started.id)
+            container = self.backend.get(start.container.id)
             if container is None:
                 return "The app's container vanished while starting."
             if container.unschedulable:
@@ -280,22 +342,25 @@ class Runner:
             dial = container.dial(config.app_port)
             if dial and container.status == "running" and answers_http(dial):
                 return ""
-            if time.monotonic() > deadline:
+            if time.monotonic() > start.deadline:
                 return (
-                    f"The app did not answer HTTP on port {config.app_port} within {timeout} s "
+                    f"The app did not answer HTTP on port {config.app_port} within {start.timeout} s "
                     "(startup_duration_timeout). Does it listen on 0.0.0.0 and that port?"
                 )
-            if time.monotonic() - checked > 1:
-                checked = time.monotonic()
-                fresh = Space.objects.select_related("deployed_build").get(pk=space.pk)
-                if target_of(fresh) != target or fresh.paused:
-                    return "superseded"
+            if time.monotonic() > until:
+                return None
             time.sleep(0.2)
-        return "superseded"
+        return None
 
     def fail(self, space: Space, runtime: Runtime, target: str, container, reason: str, live=None) -> None:
+        start = self.starting.get(space.pk)
+        if start is not None and container is not None and start.container.id == container.id:
+            self.starting.pop(space.pk, None)  # failed from outside a pass (out of memory): done waiting
         tail = self.backend.tail(container.id, LOG_TAIL_LINES) if container is not None else ""
         message = f"{reason}\n\nLast lines of the log:\n{tail}" if tail else reason
+        # The tail is the app's own output: an app that prints its environment before crashing
+        # must not publish its secrets on the space's page and in the runtime API.
+        message = RunLogLine.redact(space, message)
         space.log_run(f"===== {reason} =====")
         Runtime.objects.filter(pk=space.pk).update(failed_target=target)
         if live is not None:
@@ -410,7 +475,7 @@ class Runner:
         try:
             space = Space.objects.get(pk=space_id)
             stamp = int(since.timestamp()) if since else None
-            for line in self.backend.follow(container_id, since=stamp):
+            for line in logstream.sampled(self.backend.follow(container_id, since=stamp)):
                 RunLogLine.append(space, line)
         except (RuntimeBackendError, Space.DoesNotExist):
             pass
@@ -419,7 +484,8 @@ class Runner:
             connection.close()
 
     def count_requests(self) -> None:
-        """Reads Caddy's access log since last time into each space's last request time."""
+        """Reads Caddy's access log since last time: every request moves the space's last request
+        time (sleep); only a visitor's first request in an hour counts as a visit (trending)."""
         path = settings.CADDY_ACCESS_LOG
         try:
             size = path.stat().st_size
@@ -430,7 +496,7 @@ class Runner:
         if size == self.access_offset:
             return
         latest: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        visitors: dict[str, set[str]] = {}
         with open(path, "rb") as f:
             f.seek(self.access_offset)
             data = f.read(size - self.access_offset)
@@ -439,16 +505,20 @@ class Runner:
         for raw in complete.splitlines():
             try:
                 entry = json.loads(raw)
-                name = hosts.parse(entry["request"]["host"])
+                request = entry["request"]
+                name = hosts.parse(request["host"])
+                visitor = str(request.get("client_ip") or request.get("remote_ip") or "")
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
             if name is not None and name.subdomain:
                 sub = name.subdomain
                 latest[sub] = max(latest.get(sub, 0.0), float(entry.get("ts", time.time())))
-                counts[sub] = counts.get(sub, 0) + 1
-        for sub, ts in latest.items():
-            when = datetime.fromtimestamp(ts, tz=UTC)
-            Space.objects.filter(subdomain=sub).update(visits=F("visits") + counts[sub])
+                visitors.setdefault(sub, set()).add(visitor)
+        for space in Space.objects.filter(subdomain__in=list(latest)).only("pk", "subdomain", "created"):
+            when = datetime.fromtimestamp(latest[space.subdomain], tz=UTC)
+            first = sum(1 for visitor in visitors[space.subdomain] if space.first_visit(visitor))
+            if first:
+                space.count_visits(first)
             Space.objects.filter(
-                Q(last_request_at__lt=when) | Q(last_request_at__isnull=True), subdomain=sub
+                Q(last_request_at__lt=when) | Q(last_request_at__isnull=True), pk=space.pk
             ).update(last_request_at=when)

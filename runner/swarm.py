@@ -29,7 +29,7 @@ import urllib3.exceptions
 from django.conf import settings
 from docker.types import ContainerSpec, DriverConfig, EndpointSpec, Placement, RestartPolicy, TaskTemplate
 
-from runner import firewall
+from runner import firewall, logstream
 from runner.backend import Instance, RuntimeBackendError, Spec, parse_started
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
@@ -295,17 +295,10 @@ class SwarmBackend:
             stream = self.client().api.service_logs(
                 instance_id, stdout=True, stderr=True, follow=True, since=since or 0
             )
-        buffer = b""
         try:
-            for chunk in stream:
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                for line in complete:
-                    yield line.decode("utf-8", "replace").rstrip("\r")
+            yield from logstream.split_lines(stream)
         except (docker.errors.DockerException, requests.RequestException, urllib3.exceptions.HTTPError):
             return  # the node went away mid-stream (a killed node's task)
-        if buffer:
-            yield buffer.decode("utf-8", "replace")
 
     def events(self, stop_flag: Event) -> Iterator[tuple[str, int | None, str]]:
         """Service and node changes; a task's own moves have no events, the runner's timer sees them."""

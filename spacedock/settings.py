@@ -352,6 +352,9 @@ RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
 # The engine's OCI runtime for spaces: empty for its default (runc), "runsc" for gVisor where registered.
 CONTAINER_RUNTIME = envstr("SPACEDOCK_RUNTIME", "")
 STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
+# The longest startup_duration_timeout a README may ask for: a longer one is a config error at push
+# time, and the runner never waits longer than this even for a build recorded before it was lowered.
+MAX_STARTUP_SECONDS = envint("SPACEDOCK_MAX_STARTUP_SECONDS", "3600")
 RUNNER_INTERVAL = float(envstr("SPACEDOCK_RUNNER_INTERVAL", "2"))
 # Where spaces run: "local" (this host's Docker engine) or "swarm" (a Docker Swarm, runner/swarm.py).
 RUNTIME_BACKEND = envchoice("SPACEDOCK_RUNTIME_BACKEND", "local", ("local", "swarm"))
@@ -382,6 +385,8 @@ RATE_LIMITS = {
 }
 # Logs: a longer line is cut; hourly, each space keeps its run log's last lines and its last builds' logs.
 LOG_LINE_MAX = envint("SPACEDOCK_LOG_LINE_MAX", "16384")
+# A running app's log lines kept per second; the rest are dropped and counted in the log.
+LOG_RUN_LINES_PER_SECOND = envint("SPACEDOCK_LOG_RUN_LINES_PER_SECOND", "100")
 LOG_RUN_LINES_KEPT = envint("SPACEDOCK_LOG_RUN_LINES_KEPT", "10000")
 LOG_BUILDS_KEPT = envint("SPACEDOCK_LOG_BUILDS_KEPT", "10")
 # Webhooks: tries per delivery, hooks per space, and networks a webhook may reach besides the

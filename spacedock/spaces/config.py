@@ -156,6 +156,28 @@ def _duration(value: object) -> int:
     return number * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
+def _seconds_text(seconds: int) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _startup_timeout(value: object) -> int:
+    """A config error past the server's cap: a silently shorter wait would fail a slow app later,
+    with a message about HTTP instead of about the README."""
+    seconds = _duration(value)
+    cap = settings.MAX_STARTUP_SECONDS
+    if seconds > cap:
+        raise ConfigError(
+            f"startup_duration_timeout {excerpt(value)} is over this server's limit: "
+            f"write at most {_seconds_text(cap)} (SPACEDOCK_MAX_STARTUP_SECONDS is {cap} s)"
+        )
+    if seconds < 0:
+        raise ConfigError(f"startup_duration_timeout {excerpt(value)} must not be negative")
+    return seconds
+
+
 def offered_pythons() -> list[str]:
     return sorted(settings.PYTHON_IMAGES, key=lambda v: tuple(int(p) for p in v.split(".")))
 
@@ -243,7 +265,7 @@ def parse(readme: str) -> SpaceConfig:
         )
     config.hf_oauth_expiration_minutes = minutes
     if "startup_duration_timeout" in data:
-        config.startup_duration_timeout = _duration(data["startup_duration_timeout"])
+        config.startup_duration_timeout = _startup_timeout(data["startup_duration_timeout"])
     return config
 
 

@@ -7,6 +7,7 @@ import subprocess
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -48,6 +49,7 @@ def make_subdomain(owner: str, name: str) -> str:
 TRENDING_EPOCH = 1767225600  # 2026-01-01
 TRENDING_HALF_LIFE = 7 * 86400
 LIKE_WEIGHT, VISIT_WEIGHT = 10.0, 1.0
+VISIT_WINDOW = 3600  # seconds in which one visitor's requests to one space are one visit
 
 
 def trending_points(weight: float, at=None) -> float:
@@ -425,10 +427,26 @@ class Space(models.Model):
             text = "\n".join(reversed(list(tail))) + "\n" + text
         return find_cause(text)
 
-    def record_visit(self) -> None:
+    def first_visit(self, visitor: str) -> bool:
+        """True once per visitor per space per VISIT_WINDOW: reloading a page (or an app's every
+        asset and API call) must not climb the trending list. Remembered in Django's cache, which
+        the web processes and the runner share; the key names this space row, not only its id,
+        so a new database reusing ids starts with no memory."""
+        digest = hashlib.sha256(visitor.encode()).hexdigest()[:24]
+        key = f"visit:{self.pk}:{int(self.created.timestamp())}:{digest}"
+        return cache.add(key, 1, timeout=VISIT_WINDOW)
+
+    def record_visit(self, visitor: str) -> bool:
+        """Counts the visitor's visit in `visits` and the trending score, unless already counted."""
+        if not self.first_visit(visitor):
+            return False
+        self.count_visits(1)
+        return True
+
+    def count_visits(self, visits: int) -> None:
         Space.objects.filter(pk=self.pk).update(
-            visits=models.F("visits") + 1,
-            trending_score=models.F("trending_score") + trending_points(VISIT_WEIGHT),
+            visits=models.F("visits") + visits,
+            trending_score=models.F("trending_score") + trending_points(VISIT_WEIGHT * visits),
         )
 
     def set_variable(self, key: str, value: str, *, secret: bool = False, description: str = "") -> None:

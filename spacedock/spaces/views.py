@@ -18,6 +18,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
 from spacedock.accounts.models import Quota, QuotaExceeded, creatable_namespace, writable_namespaces
+from spacedock.clients import client_ip
 from spacedock.gitserver import commits
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.lfs import lfs_pointer_of
@@ -108,7 +109,7 @@ def page_context(request, space: Space, tab: str) -> dict:
 
 @space_reader
 def space_page(request, space: Space):
-    space.record_visit()
+    space.record_visit(client_ip(request))
     context = page_context(request, space, "app")
     context.update(
         app_url=space_embed_url(space, request.user),

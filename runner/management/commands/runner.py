@@ -53,7 +53,8 @@ class Command(BaseCommand):
                 log.warning("runner: %s (trying again)", exc)
             except Exception:
                 log.exception("runner: pass failed")
-            wake.wait(interval)
+            # A starting app is looked at each pass, briefly (Runner.progress): look again soon.
+            wake.wait(min(interval, 0.5) if runner.starting else interval)
             wake.clear()
         runner.shutdown()
         log.info("runner: stopped")
