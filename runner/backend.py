@@ -101,6 +101,10 @@ class Backend(Protocol):
 
     def tail(self, instance_id: str, lines: int = 30) -> str: ...
 
+    def exit_code(self, instance: Instance) -> int | None:
+        """The code its last run exited with, also after the restart policy started it again."""
+        ...
+
     def follow(self, instance_id: str, since: int | None = None) -> Iterator[str]:
         """Its log lines as they come, until it stops."""
 

@@ -7,6 +7,7 @@ Containers live on one bridge network per instance, with traffic between contain
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import requests
 from django.conf import settings
 
 from runner import logstream
-from runner.backend import RuntimeBackendError, Spec
+from runner.backend import RuntimeBackendError, Spec, parse_started
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
 __all__ = ["LABEL_GENERATION", "LABEL_INSTANCE", "LABEL_SPACE", "LABEL_TARGET", "RuntimeBackendError", "Spec"]
@@ -205,6 +206,27 @@ def follow(container_id: str, since: int | None = None) -> Iterator[str]:
 
 def state(container) -> dict:
     return container.attrs.get("State", {})
+
+
+def last_exit_code(container_id: str) -> int | None:
+    """The code the container's last run exited with. After an on-failure restart, inspect shows
+    the new run's state (ExitCode 0); the engine's `die` events keep each run's code."""
+    container = get(container_id)
+    if container is None:
+        return None
+    if container.attrs.get("RestartCount", 0) == 0:
+        return state(container).get("ExitCode")
+    created = parse_started(container.attrs.get("Created", ""))
+    since = int(created.timestamp()) if created else int(time.time()) - 3600
+    code = None
+    with errors(f"reading the events of {container_id[:12]}"):
+        died = client().events(
+            since=since, until=int(time.time()) + 1, decode=True,
+            filters={"container": container.id, "event": "die"},
+        )  # fmt: skip
+        for event in died:
+            code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode", code)
+    return int(code) if code is not None else state(container).get("ExitCode")
 
 
 def events(stop_flag) -> Iterator[dict]:

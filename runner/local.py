@@ -56,6 +56,11 @@ class LocalBackend:
     def tail(self, instance_id: str, lines: int = 30) -> str:
         return docker_runtime.tail(instance_id, lines)
 
+    def exit_code(self, instance: Instance) -> int | None:
+        if instance.restart_count == 0:
+            return instance.exit_code
+        return docker_runtime.last_exit_code(instance.id)
+
     def follow(self, instance_id: str, since: int | None = None) -> Iterator[str]:
         return docker_runtime.follow(instance_id, since)
 

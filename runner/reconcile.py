@@ -338,7 +338,7 @@ class Runner:
             if container.unschedulable:
                 return f"No node can run it: {container.unschedulable}"
             if container.status in ("exited", "dead") or container.restart_count > 0:
-                return f"The app exited with code {container.exit_code} while starting."
+                return f"The app exited with code {self.backend.exit_code(container)} while starting."
             dial = container.dial(config.app_port)
             if dial and container.status == "running" and answers_http(dial):
                 return ""

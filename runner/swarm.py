@@ -281,6 +281,9 @@ class SwarmBackend:
 
     # -- logs and events -------------------------------------------------------------------------
 
+    def exit_code(self, instance: Instance) -> int | None:
+        return instance.exit_code  # the failed task's own status keeps its code
+
     def tail(self, instance_id: str, lines: int = 30) -> str:
         try:
             with errors(f"reading the log of {instance_id[:12]}"):
