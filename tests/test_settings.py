@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -29,3 +32,11 @@ def test_database_url():
     assert database_from_url("sqlite:////tmp/x.db")["NAME"] == "/tmp/x.db"
     with pytest.raises(ImproperlyConfigured, match="mysql"):
         database_from_url("mysql://x/y")
+
+
+def test_every_setting_spacedock_reads_is_documented():
+    """docs/settings.md is where an operator looks: a setting read but not listed there is a defect."""
+    root = Path(__file__).resolve().parent.parent
+    read = set(re.findall(r"\"(SPACEDOCK_[A-Z0-9_]+)\"", (root / "spacedock" / "settings.py").read_text()))
+    documented = (root / "docs" / "settings.md").read_text()
+    assert read and not sorted(name for name in read if f"`{name}`" not in documented)
