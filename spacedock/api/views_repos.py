@@ -11,12 +11,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from spacedock.accounts.models import creatable_namespace
 from spacedock.api.protocol import ApiError, api_error, json_body, required, with_api_errors
-from spacedock.api.views_spaces import env_entries
+from spacedock.api.views_spaces import env_entries, sleep_time_of
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import acting_user, owned_space, space_owner, space_reader
-from spacedock.spaces.models import Space, check_sleep_time, valid_name
+from spacedock.spaces.models import Space, valid_name
 
 BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
 
@@ -71,12 +71,7 @@ def create_repo(request):
     if sdk and sdk not in spaceconfig.SDKS:
         raise ApiError(400, f"sdk {sdk!r} is not served here: use one of {', '.join(spaceconfig.SDKS)}")
     secrets, variables = env_entries(data, "secrets"), env_entries(data, "variables")
-    sleep_time = data.get("sleepTimeSeconds")
-    if sleep_time is not None:
-        try:
-            check_sleep_time(sleep_time)
-        except ValueError as exc:
-            raise ApiError(400, f"sleepTimeSeconds: {exc}") from None
+    sleep_time = sleep_time_of(data)
     if Space.objects.filter(owner=owner, name=name).exists():
         return _exists(request, f"{owner.username}/{name}")
     try:

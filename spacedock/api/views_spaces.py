@@ -66,6 +66,17 @@ def space_info(request, space: Space):
     return JsonResponse(info)
 
 
+def sleep_time_of(data: dict) -> int | None:
+    """The body's sleepTimeSeconds, checked; None when it names none."""
+    sleep_time = data.get("sleepTimeSeconds")
+    if sleep_time is not None:
+        try:
+            check_sleep_time(sleep_time)
+        except ValueError as exc:
+            raise ApiError(400, f"sleepTimeSeconds: {exc}") from None
+    return sleep_time
+
+
 def env_entries(data: dict, field: str) -> dict[str, str]:
     """A list of {"key", "value"} objects, every key checked before anything is stored."""
     entries = data.get(field) or []
@@ -111,12 +122,7 @@ def duplicate_space(request, owner: str, name: str):
     private = None if visibility is None else visibility != "public"
     secrets = env_entries(data, "secrets")
     variables = env_entries(data, "variables")
-    sleep_time = data.get("sleepTimeSeconds")
-    if sleep_time is not None:
-        try:
-            check_sleep_time(sleep_time)
-        except ValueError as exc:
-            raise ApiError(400, f"sleepTimeSeconds: {exc}") from None
+    sleep_time = sleep_time_of(data)
     try:
         copy = source.duplicate(account, to_name, private=private, secrets=secrets)
     except IntegrityError:
