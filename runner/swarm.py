@@ -18,7 +18,6 @@ through the raw resources, and there is no per-service runtime (gVisor): nodes r
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from threading import Event
 
@@ -31,6 +30,7 @@ from docker.types import ContainerSpec, DriverConfig, EndpointSpec, Placement, R
 
 from runner import firewall, logstream
 from runner.backend import Instance, RuntimeBackendError, Spec, parse_started
+from runner.docker_runtime import errors  # one translation of engine errors, the same engine API
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
 log = logging.getLogger(__name__)
@@ -38,18 +38,6 @@ log = logging.getLogger(__name__)
 # Task states, in Docker's container words (runner/backend.py).
 STARTING = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 FAILED = {"failed", "rejected"}
-
-
-@contextmanager
-def errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except docker.errors.APIError as exc:
-        raise RuntimeBackendError(f"{action}: {exc.explanation or exc}") from exc
-    except docker.errors.DockerException as exc:
-        raise RuntimeBackendError(f"{action}: {exc}") from exc
-    except requests.RequestException as exc:
-        raise RuntimeBackendError(f"{action}: the Swarm manager did not answer ({exc})") from exc
 
 
 def registry_password() -> str:
