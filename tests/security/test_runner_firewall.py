@@ -20,6 +20,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from runner import firewall
+from spacedock.health.checks import firewall_report_path
 from spacedock.spaces.models import RunLogLine
 from tests.conftest import ROOT, process_env
 from tests.runner_fixtures import deployed, docker_ids, runner_env, wait_for
@@ -48,7 +49,7 @@ def runner_without_net_admin(proxy, live, tmp_path):
             proc.wait(30)
             log.close()
         # The report is the suite's shared one: the next runner that can install the rules rewrites it.
-        firewall.report_path().unlink(missing_ok=True)
+        firewall_report_path().unlink(missing_ok=True)
 
 
 def healthz(live) -> dict:
