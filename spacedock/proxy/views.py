@@ -1,6 +1,8 @@
 """What Caddy sends to the platform for a space's host: the wake page, the private-space check
 (forward_auth), and the on-demand TLS question."""
 
+import time
+
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -9,7 +11,8 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from spacedock.accounts.models import QuotaExceeded
-from spacedock.clients import LOOPBACK
+from spacedock.api.streams import StreamsExhausted, take_stream_slot
+from spacedock.clients import LOOPBACK, client_ip
 from spacedock.health.models import Counter
 from spacedock.proxy import access, hosts, paths
 from spacedock.spaces import notify, stages
@@ -50,6 +53,36 @@ def _over_run_quota(space: Space) -> str:
     return ""
 
 
+# A held poll answers at the latest after this long, well inside Caddy's and gunicorn's timeouts;
+# the page then asks again.
+HOLD_SECONDS = 15.0
+STARTING = ("APP_STARTING", "RUNNING_APP_STARTING", "BUILDING", "RUNNING_BUILDING")
+
+
+def held_until_moved(request, space: Space) -> tuple[Space, bool]:
+    """The wake page's poll waits here while the space starts, and answers the moment its stage
+    or message moves: the page reloads into the app as soon as the route is in (RUNNING is
+    published only after Caddy has it), instead of on its next poll. Holding takes one of this
+    process's stream slots, so held polls never take every web thread; with none free, the poll
+    is answered at once, as a plain poll (False: not held)."""
+    try:
+        release = take_stream_slot(client_ip(request))
+    except StreamsExhausted:
+        return space, False
+    try:
+        seen = (space.stage, space.stage_message)
+        deadline = time.monotonic() + HOLD_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = Space.objects.filter(pk=space.pk).values_list("stage", "stage_message").first()
+            if now != seen:
+                space.refresh_from_db()
+                break
+    finally:
+        release()
+    return space, True
+
+
 @xframe_options_exempt
 def wake(request, rest: str = ""):
     """Every request to a subdomain whose app is not serving: wake it, or say why it cannot serve."""
@@ -66,15 +99,14 @@ def wake(request, rest: str = ""):
     if not over_quota and stages.wake(space):
         Counter.bump("wakes")
         notify.poke()
-    starting = space.stage in (
-        "APP_STARTING",
-        "RUNNING_APP_STARTING",
-        "RUNNING",
-        "BUILDING",
-        "RUNNING_BUILDING",
-    )
+    polled, held = bool(request.headers.get("X-Spacedock-Poll")), False
+    if polled and not over_quota and space.stage in STARTING:
+        space, held = held_until_moved(request, space)
+    starting = space.stage in (*STARTING, "RUNNING")
     state = {"stage": space.stage, "message": over_quota or space.stage_message, "starting": starting}
-    if request.headers.get("X-Spacedock-Poll"):
+    # How long the page waits before its next poll: at once after a held one.
+    state["retry_ms"] = 100 if held else 700
+    if polled:
         response = JsonResponse(state)
     else:
         context = {"space": space, "state": state, "site_url": settings.SITE_URL}

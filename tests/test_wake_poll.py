@@ -1,0 +1,86 @@
+"""The wake page's poll is held on the server while the space starts, and answered the moment the
+runner moves its stage, so the page reloads into the app without waiting for its next poll."""
+
+import threading
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+
+from spacedock.proxy import views
+from spacedock.spaces import stages
+from spacedock.spaces.models import Space
+
+pytestmark = pytest.mark.fast
+
+
+def starting_space() -> Space:
+    space = Space.create(User.objects.create(username="ada"), "chat")
+    Space.objects.filter(pk=space.pk).update(stage="APP_STARTING")
+    return Space.objects.get(pk=space.pk)
+
+
+def poll(space: Space) -> dict:
+    answer = Client().get("/_runner/wake/", HTTP_HOST=space.host, HTTP_X_SPACEDOCK_POLL="1")
+    assert answer.status_code == 200 and answer["X-Spacedock-Wake"] == answer.json()["stage"]
+    return answer.json()
+
+
+def later(seconds: float, action) -> threading.Thread:
+    def run():
+        time.sleep(seconds)
+        try:
+            action()
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_poll_is_answered_when_the_runner_says_running(transactional_db):
+    space = starting_space()
+    # The runner, in another process in production: the route is in, the stage moves.
+    mover = later(0.3, lambda: stages.app_running(Space.objects.get(pk=space.pk)))
+    answer = poll(space)  # asked while APP_STARTING: only a held poll can answer RUNNING
+    mover.join()
+    assert answer["stage"] == "RUNNING" and answer["starting"]
+
+
+def test_a_poll_carries_a_new_message_while_still_starting(transactional_db):
+    space = starting_space()
+    mover = later(0.3, lambda: Space.objects.filter(pk=space.pk).update(stage_message="Queued for hardware"))
+    answer = poll(space)
+    mover.join()
+    assert answer == {
+        "stage": "APP_STARTING",
+        "message": "Queued for hardware",
+        "starting": True,
+        "retry_ms": 100,
+    }
+
+
+def test_a_poll_with_nothing_new_ends_and_the_page_asks_again(transactional_db, monkeypatch):
+    monkeypatch.setattr(views, "HOLD_SECONDS", 0.3)
+    space = starting_space()
+    assert poll(space) == {"stage": "APP_STARTING", "message": "", "starting": True, "retry_ms": 100}
+
+
+def test_with_no_slot_free_a_poll_is_answered_at_once(transactional_db, settings):
+    """Held polls share the log streams' budget, so they never take every web thread; without a
+    slot the page is told to wait before it asks again, instead of asking in a tight loop."""
+    settings.STREAM_SLOTS = 0
+    space = starting_space()
+    mover = later(0.5, lambda: stages.app_running(Space.objects.get(pk=space.pk)))
+    answer = poll(space)
+    mover.join()
+    assert answer == {"stage": "APP_STARTING", "message": "", "starting": True, "retry_ms": 700}
+
+
+def test_a_paused_space_is_answered_at_once(transactional_db):
+    space = starting_space()
+    Space.objects.filter(pk=space.pk).update(stage="PAUSED", paused=True)
+    assert poll(space) == {"stage": "PAUSED", "message": "", "starting": False, "retry_ms": 700}
