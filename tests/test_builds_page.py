@@ -115,6 +115,13 @@ def test_owner_rolls_back_pins_and_unpins_from_the_builds_list():
     assert Space.objects.get(pk=space.pk).deployed_build_id == b["old"].pk
     assert not Build.objects.get(pk=b["new"].pk).pinned
 
+    # Past the 20 latest builds, the one that serves and the pinned ones are still listed.
+    Build.objects.filter(pk=b["new"].pk).update(pinned=True)
+    Build.objects.bulk_create(Build(space=space, commit_sha="d" * 40, state="failed") for _ in range(20))
+    html = client.get("/ada/chat/logs").content.decode()
+    assert "serves the space" in item(html, b["old"]) and "pinned</span>" in item(html, b["new"])
+    assert f'id="build-{b["failed"].pk}"' not in html
+
     # The Embed tab's pin button lands back on the Embed tab.
     Quota.objects.filter(user=ada).delete()
     client.get("/ada/chat/embed")

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -194,6 +195,10 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
 def space_logs(request, space: Space):
     context = page_context(request, space, "logs")
     builds = list(space.builds.all()[:20])
+    # Older builds that still matter stay listed: the one that serves, and pins a paper may cite.
+    builds += space.builds.filter(Q(pinned=True) | Q(pk=space.deployed_build_id)).exclude(
+        pk__in=[b.pk for b in builds]
+    )
     selected = next(
         (b for b in builds if str(b.pk) == request.GET.get("build")), builds[0] if builds else None
     )
