@@ -194,6 +194,9 @@ def test_builds_list_on_a_375_px_phone(live, browser):
         # The answer shows where the button was, not at the top of a page scrolled to the list.
         expect(page.locator("#builds .messages")).to_contain_text("is pinned")
         expect(page.locator("#builds .messages")).to_be_in_viewport()
+        header = page.locator("header.top").bounding_box()
+        message = page.locator("#builds .messages").bounding_box()
+        assert message["y"] >= header["y"] + header["height"], "the sticky header hides the answer"
         expect(page.locator(f"#build-{b['old'].pk} .pin-links")).to_contain_text(f"pin--{b['old'].pk}.")
         page.locator(f"#build-{b['old'].pk} button.rollback").click()
         expect(page.locator("#builds .messages")).to_contain_text("takes over")
