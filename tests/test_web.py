@@ -197,10 +197,11 @@ def test_embeds_and_pins(ada, ada_client, client):
     assert f'src="{build.pinned_url}"' in client.get(f"/embed/ada/chat/{'a' * 40}").content.decode()
     assert f'src="{space.url}"' in client.get("/embed/ada/chat").content.decode()
     failed = Build.objects.create(space=space, commit_sha="c" * 40, state="failed")
-    assert (
-        ada_client.post("/ada/chat/pin", {"build": failed.pk, "csrfmiddlewaretoken": token}).status_code
-        == 404
-    )
+    refused = ada_client.post(
+        "/ada/chat/pin", {"build": failed.pk, "csrfmiddlewaretoken": token}, follow=True
+    ).content.decode()
+    assert "only a succeeded build can be pinned; this one is failed" in refused
+    assert not Build.objects.get(pk=failed.pk).pinned
 
     Space.objects.filter(pk=space.pk).update(disable_embedding=True)
     refused = client.get("/embed/ada/chat")

@@ -84,8 +84,7 @@ def rollback(request, space: Space):
     build = _named_build(request, space)
     if build is None:
         return api_error(400, NAME_A_BUILD)
-    space.check_run_quota()
-    space.rollback(build)
+    space.rollback(build, check_quota=True)
     space.refresh_from_db()
     return JsonResponse(runtime_json(space))
 

@@ -369,10 +369,19 @@ class Space(models.Model):
     def log_run(self, text: str) -> None:
         RunLogLine.append(self, text)
 
-    def rollback(self, build: "Build") -> None:
-        """Runs an earlier succeeded build's image again, with the same health-checked swap."""
+    def rollback(self, build: "Build", check_quota: bool = False) -> None:
+        """Runs an earlier succeeded build's image again, with the same health-checked swap.
+
+        ValueError when the build cannot run; with `check_quota` (a user's request, not an
+        import), QuotaExceeded when running it would pass the owner's running quota.
+        """
         if build.space_id != self.pk or build.state != "succeeded" or not build.image:
-            raise ValueError(f"build {build.pk} is not a succeeded build of {self.full_name}")
+            raise ValueError(
+                f"build {build.pk} is not a succeeded build of {self.full_name} (it is {build.state}):"
+                " only a succeeded build can serve the space"
+            )
+        if check_quota:
+            self.check_run_quota()
         Space.objects.filter(pk=self.pk).update(
             deployed_build=build, generation=models.F("generation") + 1, paused=False
         )

@@ -2,7 +2,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from spacedock.accounts.views import profile
-from spacedock.spaces import views, views_settings, views_thumbnails
+from spacedock.spaces import views, views_builds, views_settings, views_thumbnails
 
 space = "<str:owner>/<str:name>"
 urlpatterns = [
@@ -22,7 +22,9 @@ urlpatterns = [
     path(f"{space}/api", views.space_api, name="space_api"),
     path(f"{space}/embed", views.space_embed_code, name="space_embed"),
     path(f"{space}/like", views.like, name="space_like"),
-    path(f"{space}/pin", views.pin, name="space_pin"),
+    path(f"{space}/pin", views_builds.pin, name="space_pin"),
+    path(f"{space}/unpin", views_builds.unpin, name="space_unpin"),
+    path(f"{space}/rollback", views_builds.rollback, name="space_rollback"),
     path(f"{space}/duplicate", views.duplicate, name="space_duplicate"),
     path(f"{space}/settings", views_settings.settings_page, name="space_settings"),
     path(f"{space}/settings/variable", views_settings.set_variable, name="space_set_variable"),

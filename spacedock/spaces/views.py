@@ -12,8 +12,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
@@ -25,7 +26,7 @@ from spacedock.gitserver.lfs import lfs_pointer_of
 from spacedock.hardware.models import SpaceHardware
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces import gradio_api
-from spacedock.spaces.access import readable_space, space_owner, space_reader
+from spacedock.spaces.access import readable_space, space_reader
 from spacedock.spaces.embed import (
     citation,
     embed_snippets,
@@ -194,10 +195,19 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
 def space_logs(request, space: Space):
     context = page_context(request, space, "logs")
     builds = list(space.builds.all()[:20])
+    # Older builds that still matter stay listed: the one that serves, and pins a paper may cite.
+    builds += space.builds.filter(Q(pinned=True) | Q(pk=space.deployed_build_id)).exclude(
+        pk__in=[b.pk for b in builds]
+    )
     selected = next(
         (b for b in builds if str(b.pk) == request.GET.get("build")), builds[0] if builds else None
     )
-    context.update(builds=builds, build=selected)
+    context.update(
+        builds=builds,
+        build=selected,
+        # The builds list, each with its paper link when pinned: the embed page that keeps framing it.
+        build_rows=[(b, pinned_embed_page(space, b) if b.pinned else "") for b in builds],
+    )
     return render(request, "spaces/logs.html", context)
 
 
@@ -223,22 +233,6 @@ def space_embed_code(request, space: Space):
         for build in space.builds.filter(pinned=True).order_by("-created")
     ]
     return render(request, "spaces/embed_code.html", context)
-
-
-@require_POST
-@space_owner
-def pin(request, space: Space):
-    build_id = request.POST.get("build", "")
-    if not (build_id.isascii() and build_id.isdigit()):
-        raise Http404
-    build = get_object_or_404(space.builds, pk=build_id, state="succeeded")
-    try:
-        build.pin()
-    except QuotaExceeded as exc:
-        messages.error(request, str(exc))
-        return redirect("space_embed", owner=space.owner.username, name=space.name)
-    messages.success(request, f"Build {build.commit_sha[:7]} is pinned: its embed keeps showing it.")
-    return redirect("space_embed", owner=space.owner.username, name=space.name)
 
 
 NEW_SPACE_DEFAULTS = {"title": "", "emoji": "🚀", "color_from": "blue", "color_to": "indigo", "sdk": "gradio"}
