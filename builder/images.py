@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from celery import shared_task
 from django.conf import settings
 
 from builder import docker_build, dockerfiles
@@ -240,22 +241,28 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
 
 
 def prune_images(space: Space) -> list[str]:
-    """Removes a space's images beyond the last few successful builds and the deployed one, from
-    the runtime engine and from the registry."""
+    """Removes a space's images that Space.images_kept does not name, from the runtime engine and
+    from the registry."""
     space.refresh_from_db()
-    keep = set(
-        space.builds.filter(state="succeeded")
-        .order_by("-finished")
-        .values_list("image", flat=True)[: settings.IMAGES_KEPT]
-    )
-    if space.deployed_build_id:
-        keep.add(space.deployed_build.image)
-    # A paper's pinned embed serves its build for good.
-    keep.update(space.builds.filter(pinned=True).exclude(image="").values_list("image", flat=True))
+    keep = space.images_kept()
     removed = []
     for ref in docker_build.space_images(space.pk):
         if ref not in keep and docker_build.remove_image(ref):
             docker_build.unpublish(ref)
             removed.append(ref)
     docker_build.prune_dangling()
+    return removed
+
+
+@shared_task(name="builder.images.prune_space_images", bind=True, max_retries=24)
+def prune_space_images(task, space_id: int) -> list[str]:
+    """A deleted branch's (or unpinned build's) images go once nothing runs them: the runner
+    stops the preview's container on its next pass, so an image still in use is tried again."""
+    space = Space.objects.filter(pk=space_id).first()
+    if space is None:
+        return []
+    removed = prune_images(space)
+    keep = space.images_kept()
+    if any(ref not in keep for ref in docker_build.space_images(space_id)):
+        raise task.retry(countdown=5)
     return removed

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from spacedock.spaces import stages
-from spacedock.spaces.models import Build, Space
+from spacedock.spaces.models import Build, Deployment, Space
 from spacedock.spaces.stages import BUILD_STATES, BUILD_TRANSITIONS, STAGES, TRANSITIONS, BuildState
 from spacedock.spaces.stages import Stage as S
 from tests.conftest import HELLO_APP, HELLO_README, Repo
@@ -263,3 +263,82 @@ def test_a_push_reads_the_config_once_into_its_build(tmp_path, monkeypatch):
     # A build made without a push (a row from before builds carried their config) runs as the head says.
     bare = Build.objects.create(space=space, commit_sha=second.commit_sha)
     assert bare.space_config().app_port == 8000
+
+
+def test_a_branch_builds_its_preview_and_never_moves_the_space(tmp_path, monkeypatch):
+    """A push to another branch queues a build whose stages move the branch's preview; its success is
+    what the preview serves, while the space serves its own build and keeps its card; deleting the
+    branch cancels its build, removes the preview and asks for its images to be pruned."""
+    monkeypatch.setattr(settings, "REPOS_DIR", tmp_path / "repos")
+    monkeypatch.setattr(settings, "IMAGES_KEPT", 1)
+    dispatched, pruned = [], []
+    monkeypatch.setattr(Build, "dispatch", lambda build: dispatched.append(build.pk))
+    monkeypatch.setattr(Space, "request_prune", lambda space: pruned.append(space.pk))
+    space = Space.create(User.objects.create(username="bo"), "ports")
+    repo = Repo(tmp_path / "work")
+
+    def push(branch: str, files: dict) -> Build:
+        sha = repo.write(files).commit()
+        subprocess.run(
+            ["git", "-C", str(repo.path), "push", "-q", str(space.repo_path), f"HEAD:{branch}"], check=True
+        )
+        return space.record_push(sha, f"refs/heads/{branch}")
+
+    main = push(
+        "main", {"README.md": HELLO_README.replace("title: Hello", "title: Main"), "app.py": HELLO_APP}
+    )
+    assert stages.build_started(main) and stages.build_succeeded(main, "i:main")
+    space.refresh_from_db()
+    assert (space.stage, space.deployed_build) == (S.APP_STARTING, main)
+    Space.objects.filter(pk=space.pk).update(stage=S.RUNNING)
+
+    repo.git("checkout", "-q", "-b", "try")
+    branch = push("try", {"README.md": HELLO_README.replace("title: Hello", "title: Branch")})
+    preview = Deployment.objects.get(space=space, kind="preview")
+    assert (preview.branch, preview.label, preview.stage) == ("try", "bo-ports--try", S.BUILDING)
+    assert branch.preview() == preview and main.preview() is None
+    assert dispatched == [main.pk, branch.pk]
+    main.refresh_from_db()
+    space.refresh_from_db()
+    assert main.state == BuildState.SUCCEEDED and space.stage == S.RUNNING and space.title == "Main"
+
+    assert stages.build_started(branch) and stages.build_succeeded(branch, "i:try")
+    preview.refresh_from_db()
+    space.refresh_from_db()
+    assert (preview.stage, preview.build) == (S.APP_STARTING, branch)
+    assert (space.stage, space.deployed_build) == (S.RUNNING, main)  # the space serves main still
+    assert space.images_kept() == {"i:main", "i:try"}
+
+    broken = push("try", {"README.md": "---\nsdk: cobol\n---\n"})
+    preview.refresh_from_db()
+    space.refresh_from_db()
+    assert (
+        broken.state == BuildState.FAILED
+        and preview.stage == S.CONFIG_ERROR
+        and "cobol" in preview.stage_message
+    )
+    assert space.stage == S.RUNNING and space.stage_message == ""
+
+    late = push("try", {"README.md": HELLO_README})
+    assert Deployment.branch_deleted(space, "try")
+    late.refresh_from_db()
+    assert late.state == BuildState.CANCELLED and "the branch try was deleted" in late.error
+    assert not Deployment.objects.filter(space=space).exists() and pruned == [space.pk]
+    # A build of the deleted branch that finishes anyway moves nothing, and its image is not kept.
+    assert space.images_kept() == {"i:main"}
+    assert not Deployment.branch_deleted(space, "try")
+
+
+def test_a_deployment_moves_through_the_same_transitions_alone(space):
+    build = space.builds.get()
+    build.pin()
+    pin = Deployment.objects.get(kind="pin", build=build)
+    assert (pin.label, pin.stage) == (f"pin--{build.pk}", S.SLEEPING)
+    at(space, S.SLEEPING)
+    assert stages.wake(pin) and pin.stage == S.APP_STARTING and pin.last_request_at is not None
+    assert stages.app_running(pin) and stages.sleep(pin) and pin.stage == S.SLEEPING
+    assert Space.objects.get(pk=space.pk).stage == S.SLEEPING
+    Deployment.objects.filter(pk=pin.pk).update(build=None)
+    assert not stages.wake(pin)  # nothing to run: it stays asleep
+    build.unpin()
+    assert not Deployment.objects.exists()

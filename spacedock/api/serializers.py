@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from spacedock.accounts.models import AccessToken
 from spacedock.buckets.serializers import volumes_json
 from spacedock.hardware.models import SpaceHardware
-from spacedock.spaces.models import Build, Space, Variable, trending_points
+from spacedock.spaces.models import Build, Deployment, Space, Variable, trending_points
 
 
 def hub_time(moment) -> str | None:
@@ -106,8 +106,24 @@ def space_json(space: Space) -> dict:
         "datasets": space.linked_datasets,
         "host": space.url,
         "runtime": runtime_json(space),
-        "build": build_json(space.builds.first()),
+        "build": build_json(space.own_builds().first()),
         "pinnedBuilds": [pinned_json(b) for b in space.builds.filter(pinned=True).order_by("-created")],
+        "previews": [
+            preview_json(p) for p in space.deployments.filter(kind="preview").select_related("build")
+        ],
+    }
+
+
+def preview_json(preview: Deployment) -> dict:
+    build = preview.build
+    return {
+        "branch": preview.branch,
+        "host": preview.host,
+        "url": preview.url,
+        "stage": preview.stage,
+        "errorMessage": preview.stage_message or None,
+        "build": build.pk if build else None,
+        "sha": build.commit_sha if build else None,
     }
 
 

@@ -134,9 +134,8 @@ def commit(request, space: Space, rev: str):
         if "doesn't exist" in str(exc):
             raise ApiError(404, str(exc), code="EntryNotFound") from None
         raise ApiError(400, str(exc)) from None
-    if rev == DEFAULT_BRANCH:
-        # The same bookkeeping as a git push: the build is queued, the stage moves.
-        space.record_push(sha, f"refs/heads/{rev}")
+    # The same bookkeeping as a git push: the build is queued (another branch's for its preview).
+    space.record_push(sha, f"refs/heads/{rev}")
     return JsonResponse(
         {
             "success": True,

@@ -67,7 +67,7 @@ def space_logs(request, space: Space, kind: str):
     if kind == "build":
         build_id = _build_id(request)
         builds = space.builds.all()
-        build = builds.filter(pk=build_id).first() if build_id else builds.first()
+        build = builds.filter(pk=build_id).first() if build_id else space.own_builds().first()
         if build is None:
             return _sse(request, lambda offset: [], lambda: False)
 

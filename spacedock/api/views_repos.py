@@ -16,7 +16,7 @@ from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import acting_user, owned_space, space_owner, space_reader
-from spacedock.spaces.models import Space, valid_name
+from spacedock.spaces.models import Deployment, Space, valid_name
 
 BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
 
@@ -170,6 +170,7 @@ def branch(request, space: Space, branch: str):
         result = subprocess.run([*git, "update-ref", "-d", f"refs/heads/{branch}"], capture_output=True)
         if gitrepo.resolve(space.repo_path, f"refs/heads/{branch}") is not None or result.returncode:
             raise ApiError(404, f"Branch {branch} not found", code="RevisionNotFound")
+        Deployment.branch_deleted(space, branch)
         return JsonResponse({})
     if gitrepo.resolve(space.repo_path, f"refs/heads/{branch}") is not None:
         raise ApiError(409, f"Reference already exists: refs/heads/{branch}")

@@ -63,7 +63,7 @@ class SpaceHardware(models.Model):
     @staticmethod
     def suggested(space: Space) -> str:
         """The front matter's suggested_hardware at the latest push ("" when none)."""
-        build = space.builds.first()
+        build = space.own_builds().first()
         return (build.config or {}).get("suggested_hardware", "") if build else ""
 
     @classmethod

@@ -16,7 +16,7 @@ from spacedock.clients import LOOPBACK, client_ip
 from spacedock.health.models import Counter
 from spacedock.proxy import access, hosts, paths
 from spacedock.spaces import notify, stages
-from spacedock.spaces.models import Space
+from spacedock.spaces.models import Deployment, Space
 from spacedock.spaces.stages import Stage
 
 
@@ -59,7 +59,7 @@ HOLD_SECONDS = 15.0
 STARTING = ("APP_STARTING", "RUNNING_APP_STARTING", "BUILDING", "RUNNING_BUILDING")
 
 
-def held_until_moved(request, space: Space) -> tuple[Space, bool]:
+def held_until_moved(request, space: Space | Deployment) -> tuple[Space | Deployment, bool]:
     """The wake page's poll waits here while the space starts, and answers the moment its stage
     or message moves: the page reloads into the app as soon as the route is in (RUNNING is
     published only after Caddy has it), instead of on its next poll. Holding takes one of this
@@ -74,7 +74,7 @@ def held_until_moved(request, space: Space) -> tuple[Space, bool]:
         deadline = time.monotonic() + HOLD_SECONDS
         while time.monotonic() < deadline:
             time.sleep(0.05)
-            now = Space.objects.filter(pk=space.pk).values_list("stage", "stage_message").first()
+            now = type(space).objects.filter(pk=space.pk).values_list("stage", "stage_message").first()
             if now != seen:
                 space.refresh_from_db()
                 break
@@ -87,32 +87,41 @@ def held_until_moved(request, space: Space) -> tuple[Space, bool]:
 def wake(request, rest: str = ""):
     """Every request to a subdomain whose app is not serving: wake it, or say why it cannot serve."""
     target = hosts.lookup(request.get_host())
-    # Nothing serves a pinned build's host yet: it reads as no space at all, as it always has.
-    if target is None or target.build is not None:
-        context = {"host": request.get_host(), "site_url": settings.SITE_URL}
+    if target is None:
+        name = hosts.parse(request.get_host())
+        context = {"host": request.get_host(), "site_url": settings.SITE_URL, "name": name}
         return render(request, "proxy/missing.html", context, status=404)
     space = target.space
     uri = request.get_full_path()[len(paths.WAKE_PREFIX) :] or "/"
     if denied := _gate(request, space, uri):
         return denied
-    over_quota = _over_run_quota(space) if space.stage == Stage.SLEEPING else ""
-    if not over_quota and stages.wake(space):
+    # A pin's or a preview's host wakes that deployment alone: the space's own stage stays.
+    row = target.deployment or space
+    over_quota = _over_run_quota(space) if row.stage == Stage.SLEEPING and row is space else ""
+    if not over_quota and stages.wake(row):
         Counter.bump("wakes")
         notify.poke()
     polled, held = bool(request.headers.get("X-Spacedock-Poll")), False
-    if polled and not over_quota and space.stage in STARTING:
-        space, held = held_until_moved(request, space)
-    starting = space.stage in (*STARTING, "RUNNING")
-    state = {"stage": space.stage, "message": over_quota or space.stage_message, "starting": starting}
+    if polled and not over_quota and row.stage in STARTING:
+        row, held = held_until_moved(request, row)
+    starting = row.stage in (*STARTING, "RUNNING")
+    state = {"stage": row.stage, "message": over_quota or row.stage_message, "starting": starting}
     # How long the page waits before its next poll: at once after a held one.
     state["retry_ms"] = 100 if held else 700
     if polled:
         response = JsonResponse(state)
     else:
-        context = {"space": space, "state": state, "site_url": settings.SITE_URL}
+        context = {
+            "space": space,
+            "deployment": target.deployment,
+            "subject": row,
+            "what": "space" if row is space else "deployment",
+            "state": state,
+            "site_url": settings.SITE_URL,
+        }
         response = render(request, "proxy/wake.html", context, status=503)
         response["Retry-After"] = "2"
-    response["X-Spacedock-Wake"] = space.stage
+    response["X-Spacedock-Wake"] = row.stage
     response["Cache-Control"] = "no-store"
     return response
 

@@ -68,6 +68,7 @@ RESERVED_ENV = ("SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE
 VISIBILITIES = ("public", "private")
 BUILD_TASK = "builder.tasks.build"
 CAPTURE_TASK = "builder.tasks.capture_live_app"
+PRUNE_TASK = "builder.images.prune_space_images"
 
 
 MAX_SLEEP_TIME = 365 * 24 * 3600
@@ -366,6 +367,27 @@ class Space(models.Model):
         self.refresh_from_db()
         return build
 
+    def own_builds(self) -> models.QuerySet:
+        """The builds of the default branch, the space's own line (other branches' build previews)."""
+        return self.builds.filter(ref=f"refs/heads/{DEFAULT_BRANCH}")
+
+    def images_kept(self) -> set[str]:
+        """The images of this space that must stay: the last SPACEDOCK_IMAGES_KEPT successful builds
+        of its own line (for a rollback), what it serves, every pinned build (a paper embeds it for
+        good), and what each of its deployments serves. A deleted branch's builds are in none."""
+        own = self.own_builds().filter(state="succeeded").exclude(image="")
+        keep = set(own.order_by("-finished").values_list("image", flat=True)[: settings.IMAGES_KEPT])
+        if self.deployed_build_id:
+            keep.add(Build.objects.get(pk=self.deployed_build_id).image)
+        keep.update(self.builds.filter(pinned=True).exclude(image="").values_list("image", flat=True))
+        keep.update(self.deployments.exclude(build=None).values_list("build__image", flat=True))
+        return keep - {""}
+
+    def request_prune(self) -> None:
+        """Asks the worker to remove the images images_kept no longer names (by task name: the web
+        never imports the builder)."""
+        transaction.on_commit(lambda: celery_app.send_task(PRUNE_TASK, args=[self.pk]))
+
     def log_run(self, text: str) -> None:
         RunLogLine.append(self, text)
 
@@ -430,7 +452,7 @@ class Space(models.Model):
         if not self.stage.endswith("ERROR") and not self.stage_message:
             return None
         text = self.stage_message
-        build = self.builds.first()
+        build = self.own_builds().first()
         if self.stage == "BUILD_ERROR" and build is not None and build.state == "failed":
             tail = build.lines.order_by("-number").values_list("text", flat=True)[:400]
             text = "\n".join(reversed(list(tail))) + "\n" + text
@@ -518,7 +540,11 @@ class Space(models.Model):
         return result
 
     def record_push(self, sha: str, ref: str) -> "Build":
-        """A new head of the default branch: check its config and queue its build."""
+        """A new head of a branch: check its config and queue its build. The default branch's is
+        the space's own; another branch's builds its preview (Deployment), and the space's card,
+        head and deployed build stay as they are."""
+        if ref != f"refs/heads/{DEFAULT_BRANCH}":
+            return Deployment.preview_pushed(self, ref.removeprefix("refs/heads/"), sha)
         with transaction.atomic():
             space = Space.objects.select_for_update().get(pk=self.pk)
             webhooks.pushed(space, ref, space.head_sha, sha)
@@ -528,26 +554,31 @@ class Space(models.Model):
         self.refresh_from_db()
         return build
 
-    def _queue_build(self, sha: str, ref: str, superseded: str, no_cache: bool = False) -> "Build":
-        """Reads the commit's README once, into the build it queues (the row is locked by the caller)."""
-        config, refused, error = None, None, ""
+    def check_commit(self, sha: str) -> tuple[spaceconfig.SpaceConfig | None, object, str]:
+        """The commit's config, and when it cannot be built, the stages function that says so and why."""
         try:
             config = self.read_config(sha)
-            self.apply_config(config)
-            needed = spaceconfig.required_file(config)
-            if needed and not gitrepo.has_file(self.repo_path, sha, needed):
-                refused = stages.no_app_file
-                error = (
-                    f"{needed} is not in commit {sha[:7]}. Add it, or point app_file in "
-                    "README.md at the file that starts your app."
-                    if config.sdk != "docker"
-                    else f"sdk: docker needs a Dockerfile at the top of the repository "
-                    f"(commit {sha[:7]} has none)."
-                )
         except spaceconfig.ConfigError as exc:
-            refused, error = stages.config_error, str(exc)
+            return None, stages.config_error, str(exc)
+        needed = spaceconfig.required_file(config)
+        if needed and not gitrepo.has_file(self.repo_path, sha, needed):
+            error = (
+                f"{needed} is not in commit {sha[:7]}. Add it, or point app_file in "
+                "README.md at the file that starts your app."
+                if config.sdk != "docker"
+                else f"sdk: docker needs a Dockerfile at the top of the repository "
+                f"(commit {sha[:7]} has none)."
+            )
+            return config, stages.no_app_file, error
+        return config, None, ""
+
+    def _queue_build(self, sha: str, ref: str, superseded: str, no_cache: bool = False) -> "Build":
+        """Reads the commit's README once, into the build it queues (the row is locked by the caller)."""
+        config, refused, error = self.check_commit(sha)
+        if config is not None:
+            self.apply_config(config)
         self.save(update_fields=[*self.HEAD_FIELDS, "head_sha", "updated"])
-        stages.cancel_builds(self, superseded)
+        stages.cancel_builds(self, superseded, ref)
         build = Build.objects.create(
             space=self, commit_sha=sha, ref=ref, no_cache=no_cache, config=config.as_dict() if config else {}
         )
@@ -646,13 +677,19 @@ class Build(models.Model):
             Quota.require(
                 owner, "pinned_builds", Build.objects.filter(space__owner=owner, pinned=True).count()
             )
-        Build.objects.filter(pk=self.pk).update(pinned=True)
-        self.pinned = True
+        with transaction.atomic():
+            Build.objects.filter(pk=self.pk).update(pinned=True)
+            self.pinned = True
+            Deployment.of_pin(self)
 
     def unpin(self) -> None:
-        """Its image goes with the next prune, unless the space still runs it or keeps it as recent."""
-        Build.objects.filter(pk=self.pk).update(pinned=False)
-        self.pinned = False
+        """Its image goes with the next prune, unless the space still runs it or keeps it as recent;
+        its deployment goes now (the runner stops its container)."""
+        with transaction.atomic():
+            Build.objects.filter(pk=self.pk).update(pinned=False)
+            self.pinned = False
+            Deployment.objects.filter(kind=Deployment.PIN, label=f"pin--{self.pk}").delete()
+        notify.poke_on_commit()
 
     @property
     def pinned_host(self) -> str:
@@ -663,11 +700,152 @@ class Build(models.Model):
     def pinned_url(self) -> str:
         return f"{settings.SCHEME}://{self.pinned_host}{settings.PORT_SUFFIX}/"
 
+    @property
+    def on_default_branch(self) -> bool:
+        """A build of the space's own line: its success is what the space serves."""
+        return self.ref == f"refs/heads/{DEFAULT_BRANCH}"
+
+    def preview(self) -> "Deployment | None":
+        """The preview a build of another branch is for; None on the default branch, or once the
+        branch is deleted."""
+        if self.on_default_branch or not self.ref.startswith("refs/heads/"):
+            return None
+        branch = self.ref.removeprefix("refs/heads/")
+        return Deployment.objects.filter(
+            space_id=self.space_id, kind=Deployment.PREVIEW, branch=branch
+        ).first()
+
     def is_cancelled(self) -> bool:
         return Build.objects.filter(pk=self.pk, state=BuildState.CANCELLED).exists()
 
     def log_lines(self, offset: int = 0):
         return self.lines.filter(number__gte=offset).order_by("number")
+
+
+def branch_label(branch: str) -> str:
+    """A branch name as a DNS label, the way make_subdomain turns a space's name into one: lower
+    case, other characters "-", no "--" (which separates it from the space's subdomain)."""
+    label = re.sub(r"[^a-z0-9-]+", "-", branch.lower())
+    return re.sub(r"-{2,}", "-", label).strip("-")
+
+
+# DNS's limit for one label. A space whose subdomain is longer than 54 characters gets preview labels
+# past it (the column allows them); browsers and curl still resolve them under localhost.
+MAX_LABEL = 63
+
+
+class Deployment(models.Model):
+    """A build served at a host of its own, beside the space's: a pinned build at
+    `pin--<build id>.<SPACES_DOMAIN>`, or a branch's preview at `<subdomain>--<branch>.<SPACES_DOMAIN>`.
+
+    Desired state is `build` (what should serve here; a preview's moves with each successful
+    build of its branch) and the row itself (deleting it, by an unpin or a deleted branch, asks
+    the runner to stop what serves it). Actual state (`container_id`, `port`, `running_image`,
+    `last_request_at`) is the runner's; the stage moves only through spaces/stages.py, with the
+    space's own transitions. The space's own deployment stays on the Space row.
+    """
+
+    PIN, PREVIEW = "pin", "preview"
+
+    space = models.ForeignKey(Space, models.CASCADE, related_name="deployments")
+    kind = models.CharField(max_length=8)  # PIN or PREVIEW
+    branch = models.CharField(max_length=255, blank=True)  # a preview's branch
+    # The host's first label, fixed when the row is made: "pin--<id>" or "<subdomain>--<branch label>".
+    label = models.CharField(max_length=100, unique=True)
+    build = models.ForeignKey(Build, models.SET_NULL, null=True, blank=True, related_name="deployments")
+    created = models.DateTimeField(default=timezone.now)
+
+    # Runtime state, which the runner owns; the stage moves only through spaces/stages.py. A pin
+    # starts asleep: it costs nothing until someone visits it.
+    stage = models.CharField(max_length=24, choices=Stage.choices, default=Stage.NO_APP_FILE)
+    stage_message = models.TextField(blank=True)
+    running_image = models.CharField(max_length=200, blank=True)
+    container_id = models.CharField(max_length=80, blank=True)
+    port = models.IntegerField(null=True, blank=True)
+    last_request_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "branch", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["space", "branch"], condition=models.Q(kind="preview"), name="one_preview_per_branch"
+            ),
+            models.UniqueConstraint(
+                fields=["build"], condition=models.Q(kind="pin"), name="one_pin_per_build"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def host(self) -> str:
+        return f"{self.label}.{settings.SPACES_DOMAIN}"
+
+    @property
+    def url(self) -> str:
+        return f"{settings.SCHEME}://{self.host}{settings.PORT_SUFFIX}/"
+
+    @classmethod
+    def of_pin(cls, build: Build) -> "Deployment":
+        """The pinned build's deployment, made (asleep) when missing: pins made before deployments
+        existed, or brought by import_build, get theirs at their first visit."""
+        deployment, _ = cls.objects.get_or_create(
+            kind=cls.PIN,
+            build=build,
+            defaults={"space_id": build.space_id, "label": f"pin--{build.pk}", "stage": Stage.SLEEPING},
+        )
+        return deployment
+
+    @classmethod
+    def preview_label(cls, space: Space, branch: str) -> str:
+        """`<subdomain>--<branch label>`, unique: a branch whose label another branch of the space
+        already has (`Feature/X` beside `feature-x`), or that is too long, ends in 6 hex of its name."""
+        base = branch_label(branch) or "branch"
+        digest = hashlib.sha256(branch.encode()).hexdigest()[:6]
+        room = MAX_LABEL - len(space.subdomain) - 2
+        label = f"{space.subdomain}--{base}"
+        if len(base) > room or cls.objects.filter(label=label).exists():
+            short = base[: max(room - 7, 0)].strip("-")
+            label = f"{space.subdomain}--{short}-{digest}" if short else f"{space.subdomain}--{digest}"
+        return label
+
+    @classmethod
+    def preview_pushed(cls, space: Space, branch: str, sha: str) -> Build:
+        """A new head of a branch other than the default: its preview (made at the first push) gets a
+        build, checked as a push to the default branch is, without touching the space's own."""
+        with transaction.atomic():
+            locked = Space.objects.select_for_update().get(pk=space.pk)
+            preview = cls.objects.filter(space=locked, kind=cls.PREVIEW, branch=branch).first()
+            if preview is None:
+                preview = cls.objects.create(
+                    space=locked, kind=cls.PREVIEW, branch=branch, label=cls.preview_label(locked, branch)
+                )
+            ref = f"refs/heads/{branch}"
+            stages.cancel_builds(locked, f"superseded by {sha[:7]}", ref)
+            config, refused, error = locked.check_commit(sha)
+            build = Build.objects.create(
+                space=locked, commit_sha=sha, ref=ref, config=config.as_dict() if config else {}
+            )
+            if refused is not None:
+                refused(build, error)
+            else:
+                stages.build_queued(preview)
+                build.dispatch()
+        return build
+
+    @classmethod
+    def branch_deleted(cls, space: Space, branch: str) -> bool:
+        """The branch is gone: its builds stop, its preview goes (the runner stops its container),
+        and its images are pruned. False when the branch had no preview."""
+        with transaction.atomic():
+            Space.objects.select_for_update().filter(pk=space.pk).exists()
+            stages.cancel_builds(space, f"the branch {branch} was deleted", f"refs/heads/{branch}")
+            deleted, _ = cls.objects.filter(space=space, kind=cls.PREVIEW, branch=branch).delete()
+            if deleted:
+                space.request_prune()
+        notify.poke_on_commit()
+        return bool(deleted)
 
 
 def cut_line(text: str) -> str:

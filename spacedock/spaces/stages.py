@@ -24,6 +24,12 @@ PAUSED is the owner's stop (desired state `paused`), SLEEPING the runner's after
 gone (an operator deleted its row) or has no image. Nothing can wake a STOPPED space; a new build
 (build_succeeded) or a rollback (app_starting) starts it again.
 
+A Deployment (a pinned build at pin--<id>, a branch's preview at <subdomain>--<branch>) has a stage
+of its own, moved by the same table and the same functions: each runner and visitor transition
+below takes a Space or a Deployment, and a build of a branch other than the default moves its
+preview's stage, never the space's (a preview's success never changes what the space serves).
+Deployments are never paused: their `pause` is unused.
+
 A build's state moves queued -> building -> succeeded | failed | cancelled (BUILD_TRANSITIONS),
 each move a conditional UPDATE as well. A build transition that also moves the space does both in
 one transaction and locks the space's row first, as a push does, so a newer push (which cancels
@@ -38,7 +44,9 @@ from django.db.models import Case, Q, QuerySet, Value, When
 from django.utils import timezone
 
 if TYPE_CHECKING:
-    from spacedock.spaces.models import Build, Space
+    from spacedock.spaces.models import Build, Deployment, Space
+
+    Row = Space | Deployment
 
 
 class Stage(models.TextChoices):
@@ -158,6 +166,10 @@ def _build_model():
     return apps.get_model("spaces", "Build")
 
 
+def _deployment_model():
+    return apps.get_model("spaces", "Deployment")
+
+
 def _by_source(field: str, moves: dict[str, str], values: dict[str, str]) -> Value | Case:
     """The value for each target stage, chosen by the row's current `field` inside the UPDATE."""
     if len(set(values.values())) == 1:
@@ -172,28 +184,37 @@ def _by_source(field: str, moves: dict[str, str], values: dict[str, str]) -> Val
 Message = str | dict[str, str]
 
 
+def _move(model, pk: int, transition: str, message: Message, where: Q | None, fields: dict) -> bool:
+    moves = TRANSITIONS[transition]
+    targets = set(moves.values())
+    messages = message if isinstance(message, dict) else dict.fromkeys(targets, message)
+    updated = model.objects.filter(where or Q(), pk=pk, stage__in=list(moves)).update(
+        stage=_by_source("stage", moves, {t: t for t in targets}),
+        stage_message=_by_source("stage", moves, {t: messages.get(t, "") for t in targets}),
+        **fields,
+    )
+    return bool(updated)
+
+
 def move(space_id: int, transition: str, message: Message = "", where: Q | None = None, **fields) -> bool:
     """Applies one row of TRANSITIONS to a space: True when its stage was one the row starts from.
 
     `message` is the stage message, or one per target stage; `fields` are written with it.
     """
-    moves = TRANSITIONS[transition]
-    targets = set(moves.values())
-    messages = message if isinstance(message, dict) else dict.fromkeys(targets, message)
-    updated = (
-        _space_model()
-        .objects.filter(where or Q(), pk=space_id, stage__in=list(moves))
-        .update(
-            stage=_by_source("stage", moves, {t: t for t in targets}),
-            stage_message=_by_source("stage", moves, {t: messages.get(t, "") for t in targets}),
-            **fields,
-        )
-    )
+    updated = _move(_space_model(), space_id, transition, message, where, fields)
     if updated:
         from spacedock.spaces import webhooks
 
         webhooks.stage_changed(space_id)
-    return bool(updated)
+    return updated
+
+
+def move_deployment(
+    deployment_id: int, transition: str, message: Message = "", where: Q | None = None, **fields
+) -> bool:
+    """The same row of TRANSITIONS applied to a pin's or a preview's own stage (no webhook: the
+    space's stage did not move)."""
+    return _move(_deployment_model(), deployment_id, transition, message, where, fields)
 
 
 def move_builds(builds: QuerySet, transition: str, **fields) -> int:
@@ -210,10 +231,15 @@ def move_build(build: "Build", transition: str, **fields) -> bool:
     return bool(updated)
 
 
-def _moved(space: "Space", transition: str, message: Message = "", where: Q | None = None, **fields) -> bool:
-    changed = move(space.pk, transition, message, where, **fields)
+def _is_deployment(row: "Row") -> bool:
+    return row._meta.model_name == "deployment"
+
+
+def _moved(row: "Row", transition: str, message: Message = "", where: Q | None = None, **fields) -> bool:
+    mover = move_deployment if _is_deployment(row) else move
+    changed = mover(row.pk, transition, message, where, **fields)
     if changed:
-        space.refresh_from_db(fields=["stage", "stage_message", *fields])
+        row.refresh_from_db(fields=["stage", "stage_message", *fields])
     return changed
 
 
@@ -236,7 +262,7 @@ def _refresh_cached_space(build: "Build") -> None:
 # -- a push ------------------------------------------------------------------------------------
 
 
-def build_queued(space: "Space") -> bool:
+def build_queued(space: "Row") -> bool:
     return _moved(space, "build_queued")
 
 
@@ -254,14 +280,26 @@ def _refused(build: "Build", transition: str, message: str) -> bool:
         _lock_space(build.space_id)
         if not move_build(build, "fail", error=message, finished=timezone.now()):
             return False
-        move(build.space_id, transition, message)
+        _move_line(build, transition, message)
     _refresh_cached_space(build)
     return True
 
 
-def cancel_builds(space: "Space", reason: str) -> int:
-    """Cancels the space's queued and running builds (a newer push supersedes them)."""
+def _move_line(build: "Build", transition: str, message: Message = "") -> bool:
+    """Moves the stage a build answers to: its space's for the default branch, else its branch's
+    preview's (nothing when the branch was deleted meanwhile)."""
+    if build.on_default_branch:
+        return move(build.space_id, transition, message)
+    preview = build.preview()
+    return preview is not None and move_deployment(preview.pk, transition, message)
+
+
+def cancel_builds(space: "Space", reason: str, ref: str | None = None) -> int:
+    """Cancels the space's queued and running builds (a newer push supersedes them); with `ref`,
+    only that branch's: a push to a preview's branch leaves the space's own build alone."""
     builds = _build_model().objects.filter(space_id=space.pk)
+    if ref is not None:
+        builds = builds.filter(ref=ref)
     return move_builds(builds, "cancel", error=reason, finished=timezone.now())
 
 
@@ -275,33 +313,37 @@ def build_started(build: "Build") -> bool:
         _lock_space(build.space_id)
         if not move_build(build, "start", started=now, heartbeat=now):
             return False
-        move(build.space_id, "build_started")
+        _move_line(build, "build_started")
     _refresh_cached_space(build)
     return True
 
 
 def build_succeeded(build: "Build", image: str) -> bool:
-    """building -> succeeded, and its image becomes what the runner should run."""
+    """building -> succeeded, and its image becomes what the runner should run: at the space's
+    host for the default branch, at its preview's host for another branch."""
     with transaction.atomic():
         _lock_space(build.space_id)
         if not move_build(build, "succeed", image=image, finished=timezone.now()):
             return False
         # Desired state, whatever the stage: this build is what should run now.
-        _space_model().objects.filter(pk=build.space_id).update(deployed_build=build.pk, paused=False)
-        move(build.space_id, "build_succeeded")
+        if build.on_default_branch:
+            _space_model().objects.filter(pk=build.space_id).update(deployed_build=build.pk, paused=False)
+        elif preview := build.preview():
+            _deployment_model().objects.filter(pk=preview.pk).update(build=build.pk)
+        _move_line(build, "build_succeeded")
         _build_finished(build)
     _refresh_cached_space(build)
     return True
 
 
 def build_failed(build: "Build", error: str) -> bool:
-    """queued or building -> failed; the space says why, with what to do about it."""
+    """queued or building -> failed; the space (or the preview) says why, with what to do about it."""
     with transaction.atomic():
         _lock_space(build.space_id)
         if not move_build(build, "fail", error=error, finished=timezone.now()):
             return False
         still_running = f"The build of {build.commit_sha[:7]} failed: {error}"
-        move(build.space_id, "build_failed", {S.RUNNING: still_running, S.BUILD_ERROR: error})
+        _move_line(build, "build_failed", {S.RUNNING: still_running, S.BUILD_ERROR: error})
         _build_finished(build)
     _refresh_cached_space(build)
     return True
@@ -314,55 +356,56 @@ def build_cancelled(build: "Build", reason: str) -> bool:
 # -- the runner --------------------------------------------------------------------------------
 
 
-def app_starting(space: "Space") -> bool:
+def app_starting(space: "Row") -> bool:
     return _moved(space, "app_starting")
 
 
-def app_replacing(space: "Space") -> bool:
+def app_replacing(space: "Row") -> bool:
     return _moved(space, "app_replacing")
 
 
-def app_lost(space: "Space") -> bool:
+def app_lost(space: "Row") -> bool:
     """Call before the lost container's route goes."""
     return _moved(space, "app_lost")
 
 
-def app_running(space: "Space") -> bool:
-    """Call only once Caddy routes the space's host to the container that answers."""
+def app_running(space: "Row") -> bool:
+    """Call only once Caddy routes the space's (or deployment's) host to the container that answers."""
     moved = _moved(space, "app_running")
-    if moved and space.deployed_build_id:
+    if moved and not _is_deployment(space) and space.deployed_build_id:
         build = _build_model().objects.filter(pk=space.deployed_build_id).select_related("space").first()
         if build is not None:
             build.request_capture()  # now that it answers, the gallery can have its picture
     return moved
 
 
-def app_failed(space: "Space", message: str) -> bool:
+def app_failed(space: "Row", message: str) -> bool:
     return _moved(space, "app_failed", message)
 
 
-def replacement_failed(space: "Space", message: str) -> bool:
+def replacement_failed(space: "Row", message: str) -> bool:
     return _moved(
         space, "replacement_failed", f"The new version did not start, the previous one still runs. {message}"
     )
 
 
-def sleep(space: "Space") -> bool:
+def sleep(space: "Row") -> bool:
     return _moved(space, "sleep")
 
 
-def pause(space: "Space") -> bool:
+def pause(space: "Row") -> bool:
     return _moved(space, "pause")
 
 
-def stop(space: "Space") -> bool:
+def stop(space: "Row") -> bool:
     return _moved(space, "stop")
 
 
 # -- a visitor or the owner --------------------------------------------------------------------
 
 
-def wake(space: "Space") -> bool:
-    """A sleeping space that is not paused and has a build to run starts again."""
-    where = Q(paused=False, deployed_build__isnull=False)
+def wake(space: "Row") -> bool:
+    """A sleeping space that is not paused and has a build to run starts again; a sleeping
+    deployment that has a build, likewise (only its own stage moves, never its space's)."""
+    where = Q(build__isnull=False) if _is_deployment(space) else Q(paused=False, deployed_build__isnull=False)
     return _moved(space, "wake", where=where, last_request_at=timezone.now())

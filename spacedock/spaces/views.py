@@ -118,7 +118,8 @@ def space_page(request, space: Space):
         readme=readme_html(space),
         # Sleeping and stopped spaces are served too: the runner's wake page starts them.
         show_app=space.stage in (*LIVE_STAGES, "SLEEPING", "STOPPED"),
-        latest_build=space.builds.first(),
+        latest_build=space.own_builds().first(),
+        previews=space.deployments.filter(kind="preview").select_related("build"),
     )
     return render(request, "spaces/space.html", context)
 
