@@ -12,10 +12,10 @@ import requests
 from django.conf import settings
 from gradio_client import Client
 
-from builder import tasks
+from builder import docker_build, tasks
 from builder.images import image_tag, prune_images, sdk_image_tag
 from spacedock.labels import LABEL_INSTANCE, LABEL_SDK
-from spacedock.spaces.models import Build, Space, Variable
+from spacedock.spaces.models import Build, Deployment, Space, Variable
 from tests.conftest import HELLO_APP, HELLO_README, wait_until
 
 BUILD_SECONDS = 600  # a cold machine installs Gradio into the shared SDK image first
@@ -376,3 +376,56 @@ def test_pip_conf_keeps_the_index_credentials_for_the_sdk_image_only(settings, t
     assert "pipconf" not in pip_secrets(tmp_path, "none")
     settings.PIP_CREDENTIALS_IN_SPACE_BUILDS = True  # the operator's choice, for trusted tenants
     assert "u:p@" in pip_secrets(tmp_path, "public")["pipconf"].read_text()
+
+
+def test_a_branch_push_builds_its_preview_and_deleting_the_branch_removes_it(
+    live, worker, token_for, make_repo
+):
+    """A branch builds beside main into its preview, without touching what the space serves; git's
+    delete of the branch removes the preview, and the worker prunes its image."""
+    token = token_for("alice")
+    url = live.git_url("alice", "site", token)
+    repo = make_repo({"README.md": "---\ntitle: Site\nsdk: static\n---\n", "index.html": "<h1>main</h1>\n"})
+    main_sha = repo.git("rev-parse", "HEAD").stdout.strip()
+    assert repo.push(url).returncode == 0
+    # Both build at once (the worker takes two): a build of the branch never cancels main's.
+    repo.git("checkout", "--quiet", "-b", "try")
+    repo.write({"index.html": "<h1>try</h1>\n"})
+    try_sha = repo.commit("try")
+    pushed = repo.git("push", url, "try", check=False)
+    assert pushed.returncode == 0, pushed.stderr
+    preview = Deployment.objects.get(space__name="site", kind="preview")
+    # git shows where the preview will be, and that the space keeps serving main.
+    assert f"the preview of try will be at {preview.url}" in pushed.stderr
+    assert preview.host == f"{Space.objects.get(name='site').subdomain}--try.localhost"
+    main, branch = finished("site", main_sha), finished("site", try_sha)
+    assert main.state == "succeeded", main.error
+    assert branch.state == "succeeded", branch.error
+    assert branch.ref == "refs/heads/try"
+
+    space = Space.objects.get(name="site")
+    preview.refresh_from_db()
+    assert space.deployed_build == main and space.head_sha == main_sha  # the space still serves main
+    assert preview.build == branch and preview.stage == "APP_STARTING"
+    info = requests.get(f"{live.url}/api/spaces/alice/site", timeout=10).json()
+    assert info["build"]["commit"] == main_sha
+    assert [(p["branch"], p["host"], p["stage"], p["sha"]) for p in info["previews"]] == [
+        ("try", preview.host, "APP_STARTING", try_sha)
+    ]
+    page = requests.get(f"{live.url}/alice/site", timeout=10).text
+    assert 'id="previews"' in page and preview.host in page and "Starting" in page
+    kept = docker_build.space_images(space.pk)
+    assert main.image in kept and branch.image in kept
+
+    deleted = repo.git("push", url, ":try", check=False)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "the preview of try is removed" in deleted.stderr
+    assert not Deployment.objects.filter(space=space).exists()
+    gone = requests.get(f"{live.url}/_runner/wake/", headers={"Host": preview.host}, timeout=10)
+    assert gone.status_code == 404 and "that branch was deleted" in gone.text
+    # The worker prunes the branch's image; the space's own stays.
+    wait_until(
+        lambda: branch.image not in docker_build.space_images(space.pk), 60, "the preview's image pruned"
+    )
+    assert main.image in docker_build.space_images(space.pk)
+    assert Build.objects.get(pk=main.pk).state == "succeeded"

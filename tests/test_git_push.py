@@ -182,19 +182,25 @@ def test_push_of_tens_of_mib_streams_through(live, token_for, make_repo, tmp_pat
     assert (tmp_path / "big" / "model.bin").read_bytes() == blob
 
 
-def test_only_the_default_branch_builds(live, token_for, make_repo):
+def test_a_tag_is_stored_and_a_branch_builds_its_preview(live, token_for, make_repo):
     token = token_for("alice")
     repo = make_repo()
     assert repo.push(live.git_url("alice", "hello", token)).returncode == 0
+    repo.git("tag", "v1")
+    tagged = repo.git("push", live.git_url("alice", "hello", token), "v1", check=False)
+    assert tagged.returncode == 0, tagged.stderr
+    assert Build.objects.count() == 1
+    # git shows the hook's words: a tag is kept, not deployed, and how to deploy it.
+    assert "tag v1 is stored, not built: only branches build" in tagged.stderr
+    assert "git push <remote> v1:main" in tagged.stderr
     repo.git("checkout", "--quiet", "-b", "experiment")
     repo.write({"app.py": "print('wip')\n"})
     repo.commit("wip")
     pushed = repo.git("push", live.git_url("alice", "hello", token), "experiment", check=False)
     assert pushed.returncode == 0, pushed.stderr
-    assert Build.objects.count() == 1
-    # git shows the hook's words: the branch is kept, not deployed, and how to deploy it.
-    assert "branch experiment is stored, not built: only main builds and runs" in pushed.stderr
-    assert "git push <remote> experiment:main" in pushed.stderr
+    assert "the preview of experiment will be at http://alice-hello--experiment.localhost" in pushed.stderr
+    main, branch = Build.objects.order_by("pk")
+    assert branch.ref == "refs/heads/experiment" and main.state != "cancelled"
 
 
 def test_newer_push_cancels_the_older_build(live, token_for, make_repo, settings):
