@@ -14,3 +14,6 @@ LABEL_SDK = "spacedock.sdk"  # a shared SDK image: "gradio-<version>"
 # Containers
 LABEL_TARGET = "spacedock.target"  # "<image>@<generation>": what the container was started to run
 LABEL_GENERATION = "spacedock.generation"  # Space.generation when it started
+# A pin's or a preview's container (Deployment.pk): absent on the space's own, which the runner never
+# mixes up with them (the space label alone is inherited from the image by both).
+LABEL_DEPLOYMENT = "spacedock.deployment"

@@ -353,6 +353,9 @@ RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
 # The engine's OCI runtime for spaces: empty for its default (runc), "runsc" for gVisor where registered.
 CONTAINER_RUNTIME = envstr("SPACEDOCK_RUNTIME", "")
 STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
+# Seconds a pinned build's or a branch preview's container runs without a request before it sleeps:
+# a paper's embed costs no memory between readers.
+DEPLOYMENT_SLEEP_TIME = envint("SPACEDOCK_DEPLOYMENT_SLEEP_TIME", "900")
 # The longest startup_duration_timeout a README may ask for: a longer one is a config error at push
 # time, and the runner never waits longer than this even for a build recorded before it was lowered.
 MAX_STARTUP_SECONDS = envint("SPACEDOCK_MAX_STARTUP_SECONDS", "3600")

@@ -762,6 +762,7 @@ class Deployment(models.Model):
     running_image = models.CharField(max_length=200, blank=True)
     container_id = models.CharField(max_length=80, blank=True)
     port = models.IntegerField(null=True, blank=True)
+    address = models.CharField(max_length=100, blank=True)  # where Caddy dials `port`, as Runtime.address
     last_request_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -785,6 +786,14 @@ class Deployment(models.Model):
     @property
     def url(self) -> str:
         return f"{settings.SCHEME}://{self.host}{settings.PORT_SUFFIX}/"
+
+    def run_config(self) -> spaceconfig.SpaceConfig:
+        """Its build's own config (port, startup timeout, sdk), as a space runs its deployed build's."""
+        return self.build.space_config()
+
+    def env(self) -> dict[str, str]:
+        """The space's variables and secrets, with SPACE_HOST naming this deployment's own host."""
+        return {**self.space.env(), "SPACE_HOST": self.host}
 
     @classmethod
     def of_pin(cls, build: Build) -> "Deployment":

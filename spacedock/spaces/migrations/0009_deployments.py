@@ -61,6 +61,7 @@ class Migration(migrations.Migration):
                 ("running_image", models.CharField(blank=True, max_length=200)),
                 ("container_id", models.CharField(blank=True, max_length=80)),
                 ("port", models.IntegerField(blank=True, null=True)),
+                ("address", models.CharField(blank=True, max_length=100)),
                 ("last_request_at", models.DateTimeField(blank=True, null=True)),
                 (
                     "build",
