@@ -3,21 +3,50 @@
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.utils import timezone
 
 from builder import docker_build
 from builder.buildlog import BuildLog
 from builder.images import build_space_image, prune_images
+from spacedock import buildqueues
 from spacedock.spaces import thumbnails
 from spacedock.spaces.models import Build, BuildLogLine, RunLogLine
 
 log = logging.getLogger(__name__)
+_announcing = threading.Event()
+
+
+@worker_ready.connect
+def announce_build_queues(sender, **kwargs) -> None:
+    """Tells the platform which build queues this worker takes, now and while it runs
+    (spacedock/buildqueues.py): a space placed on a label builds on that label's queue only then."""
+    queues = [q.name for q in sender.task_consumer.queues if q.name.split(".")[0] == buildqueues.DEFAULT]
+
+    def renew() -> None:
+        while True:
+            try:
+                buildqueues.register(sender.hostname, queues)
+            except Exception as exc:  # the cache (Redis) away: builds take the default queue meanwhile
+                log.warning("could not announce the build queues %s: %s", queues, exc)
+            if _announcing.wait(buildqueues.REFRESH_SECONDS):
+                return
+
+    renewing = threading.Thread(target=renew, name="build-queues", daemon=True)
+    renewing.start()
+
+    @worker_shutdown.connect(weak=False)
+    def withdraw(**kwargs) -> None:
+        _announcing.set()
+        renewing.join(5)
+        buildqueues.withdraw(sender.hostname, queues)
 
 
 @shared_task(name="builder.tasks.build", acks_late=True, time_limit=settings.BUILD_TIMEOUT + 300)
