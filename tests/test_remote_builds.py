@@ -4,7 +4,9 @@ to the queue of the space's node label while a worker takes it."""
 
 import base64
 import hashlib
+import io
 import os
+import re
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ import pytest
 import requests
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.management import call_command
 
 from runner.models import Runtime
 from spacedock import buildqueues
@@ -195,6 +198,11 @@ def test_a_worker_without_repositories_builds_over_http_and_the_space_goes_live(
     assert space.stage == "RUNNING", space.stage_message
     assert "<h1>Built elsewhere</h1>" in proxy.get(space.host, "/").text
     assert proxy.get(space.host, "/weights.bin").content == BIN  # the LFS object, over HTTP too
+
+    # The operator sees which build queues have a worker.
+    out = io.StringIO()
+    call_command("cluster", stdout=out)
+    assert re.search(r"builds\.gpu +gpu-builder@", out.getvalue()), out.getvalue()
 
     # The token appears in no log: the build's, the worker's, the platform's.
     made = buildtoken.make(build)
