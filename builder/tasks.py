@@ -104,6 +104,9 @@ def build(build_id: int) -> None:
         buildlog.flush()
 
 
+build_task = build  # the task, for code where `build` names a row
+
+
 @shared_task(name="builder.tasks.capture_live_app", time_limit=120)
 def capture_live_app(build_id: int, picture: bool = True) -> None:
     """What a public build that has just gone live shows: the gallery card's picture, and the
@@ -124,7 +127,15 @@ def capture_live_app(build_id: int, picture: bool = True) -> None:
 
 @shared_task(name="builder.tasks.reap_stuck_builds")
 def reap_stuck_builds(stale_after: float | None = None) -> int:
-    """Fails builds whose worker stopped sending heartbeats: killed, or its machine restarted."""
+    """Fails builds whose worker stopped sending heartbeats: killed, or its machine restarted; and
+    sends builds waiting on a node label's queue that no worker takes any more to the default queue."""
+    queued = list(Build.objects.filter(state="queued").values_list("pk", flat=True))
+    for build_id in buildqueues.stranded(queued):
+        # The message left on the label's queue does nothing if a worker takes it later: the build
+        # is no longer queued by then.
+        build_task.apply_async(args=[build_id], queue=buildqueues.DEFAULT)
+        buildqueues.forget(build_id)
+        log.info("build %s: no worker takes its node label's queue any more; sent to builds", build_id)
     stale_after = settings.BUILD_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=stale_after)
     reaped = 0

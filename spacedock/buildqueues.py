@@ -3,10 +3,13 @@
 Every build worker takes `builds`. A worker on a node with a label takes that label's queue too
 (`--queues builds,builds.gpu`). A space whose placement names a node label
 (`runner.Runtime.placement`, e.g. `node.labels.gpu==true`) builds on that label's queue while
-some worker takes it, else on `builds`, so no build waits for a kind of node that has no builder.
-Workers say which queues they take in Django's cache (shared through Redis by every host), again
-every REFRESH_SECONDS, and each entry lapses SEEN_SECONDS after its last renewal, so a worker that
-died stops drawing builds within that time; one that stops cleanly withdraws at once.
+some worker takes it, else on `builds`, so no build waits for a kind of node that has no builder;
+a build already sent to a label's queue whose workers have all gone since is sent on to `builds`
+by beat's reaper (`stranded`). Workers say which queues they take in Django's cache (shared
+through Redis by every host), again every REFRESH_SECONDS, and each entry lapses SEEN_SECONDS
+after its last renewal, so a worker that died stops drawing builds within that time; one that
+stops cleanly withdraws at once. Two workers renewing one queue at the same instant may drop one
+of them until its next renewal.
 """
 
 import re
@@ -51,6 +54,28 @@ def queue_for(space) -> str:
     if not wanted:  # most spaces: no cache read
         return DEFAULT
     return choose(constraints, {queue for queue, names in workers(wanted).items() if names})
+
+
+def _sent_key(build_id: int) -> str:
+    return f"build-sent-to:{build_id}"
+
+
+def sent(build_id: int, queue: str) -> None:
+    """Remembers a build sent to a label's queue, in case that queue's workers all go."""
+    if queue != DEFAULT:
+        cache.set(_sent_key(build_id), queue, 7 * 24 * 3600)
+
+
+def stranded(build_ids: list[int]) -> list[int]:
+    """Of these queued builds, those sent to a label's queue that no live worker takes any more."""
+    found = cache.get_many([_sent_key(build_id) for build_id in build_ids])
+    queues = {build_id: found[_sent_key(build_id)] for build_id in build_ids if _sent_key(build_id) in found}
+    live = {queue for queue, names in workers(sorted(set(queues.values()))).items() if names}
+    return [build_id for build_id, queue in queues.items() if queue not in live]
+
+
+def forget(build_id: int) -> None:
+    cache.delete(_sent_key(build_id))
 
 
 def _key(queue: str) -> str:

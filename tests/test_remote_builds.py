@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -16,6 +17,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
+from builder import source, tasks
+from builder.buildlog import BuildLog
+from builder.docker_build import BuildError
 from runner.models import Runtime
 from spacedock import buildqueues
 from spacedock.gitserver import buildtoken
@@ -105,6 +109,14 @@ def test_a_build_token_only_fetches_its_own_space_while_its_build_runs(live, mak
         assert answer.status_code in (401, 403), (path, answer.status_code)
         assert build.commit_sha not in answer.text and "Built elsewhere" not in answer.text
 
+    # A worker whose key the platform does not list fails the build saying so, without the token.
+    settings.BUILD_SOURCE, settings.BUILD_SOURCE_URL = "http", live.url
+    settings.BUILD_FETCH_KEYS = ["w" * 32]
+    with pytest.raises(BuildError, match="SPACEDOCK_BUILD_FETCH_KEYS must match") as failed:
+        source.export_commit(build, tmp_path / "src", tmp_path, BuildLog(build), time.monotonic() + 60)
+    assert buildtoken.make(build) not in str(failed.value) and buildtoken.REFUSED in str(failed.value)
+    settings.BUILD_FETCH_KEYS = [os.environ["SPACEDOCK_BUILD_FETCH_KEYS"]]
+
     # Rotation: the platform takes every key listed; a key dropped from the list is refused.
     settings.BUILD_FETCH_KEYS = ["n" * 32] + list(settings.BUILD_FETCH_KEYS)
     assert buildtoken.build_for(token, space) == build
@@ -172,7 +184,7 @@ def _declared(conn, queue: str) -> bool:
 
 
 def test_a_worker_without_repositories_builds_over_http_and_the_space_goes_live(
-    remote_worker, runner, proxy, live, token_for, make_repo
+    remote_worker, worker, runner, proxy, live, token_for, make_repo
 ):
     proc, data, worker_log = remote_worker
     token = token_for("alice")
@@ -212,6 +224,22 @@ def test_a_worker_without_repositories_builds_over_http_and_the_space_goes_live(
         assert made not in text and made.rpartition("_")[2] not in text
     # A worker that stops says so: the label's builds go to the default queue again.
     assert buildqueues.queue_for(space) == "builds"
+
+    # A build sent to the label's queue just before its last worker died (and did not say so) is
+    # sent on to the default queue by the reaper once that worker's entry lapses.
+    buildqueues.register("gone@elsewhere", ["builds.gpu"])
+    repo.write({"index.html": "<h1>Built here after all</h1>\n"})
+    sha = repo.commit("v2")
+    assert repo.push(live.git_url("alice", "remote", token)).returncode == 0
+    second = Build.objects.get(space=space, commit_sha=sha)
+    assert second.state == BuildState.QUEUED and buildqueues.queue_for(space) == "builds.gpu"
+    buildqueues.withdraw("gone@elsewhere", ["builds.gpu"])  # as its entry lapses, 90 s after death
+    tasks.reap_stuck_builds()
+    wait_until(lambda: Build.objects.get(pk=second.pk).state not in Build.ACTIVE, 120, "the second build")
+    second.refresh_from_db()
+    assert second.state == BuildState.SUCCEEDED, second.error
+    runner.converge()
+    assert "<h1>Built here after all</h1>" in proxy.get(space.host, "/").text
 
 
 @pytest.mark.fast

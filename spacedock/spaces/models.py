@@ -588,9 +588,12 @@ class Build(models.Model):
     def dispatch(self) -> None:
         # By name: the web never imports the builder; the worker that serves the task does. The
         # queue is the space's node label's where a worker takes it (spacedock/buildqueues.py).
-        transaction.on_commit(
-            lambda: celery_app.send_task(BUILD_TASK, args=[self.pk], queue=buildqueues.queue_for(self.space))
-        )
+        def send() -> None:
+            queue = buildqueues.queue_for(self.space)
+            celery_app.send_task(BUILD_TASK, args=[self.pk], queue=queue)
+            buildqueues.sent(self.pk, queue)
+
+        transaction.on_commit(send)
 
     def request_capture(self) -> None:
         """Once a public build answers at its URL: the gallery's picture and the web component's
