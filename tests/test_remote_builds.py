@@ -108,6 +108,8 @@ def test_a_build_token_only_fetches_its_own_space_while_its_build_runs(live, mak
         answer = live.api(path, headers=bearer)
         assert answer.status_code in (401, 403), (path, answer.status_code)
         assert build.commit_sha not in answer.text and "Built elsewhere" not in answer.text
+    raw = requests.get(f"{plain}/resolve/main/index.html", headers=bearer, timeout=10)
+    assert raw.status_code in (401, 403) and "Built elsewhere" not in raw.text
 
     # A worker whose key the platform does not list fails the build saying so, without the token.
     settings.BUILD_SOURCE, settings.BUILD_SOURCE_URL = "http", live.url
