@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from celery import shared_task
 from django.conf import settings
 
-from builder import docker_build, dockerfiles
+from builder import docker_build, dockerfiles, source
 from builder.buildlog import BuildLog
 from spacedock.accounts.models import Quota, QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
@@ -168,7 +168,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     context = workdir / "src"
     context.mkdir()
     try:
-        warnings = gitrepo.export(space.repo_path, sha, context)
+        warnings = source.export_commit(build, context, workdir, buildlog, deadline)
     except gitrepo.TooLarge as exc:
         raise docker_build.BuildError(str(exc)) from None
     for warning in warnings:

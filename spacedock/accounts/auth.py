@@ -13,8 +13,8 @@ class BadCredentials(PermissionDenied):
     """An Authorization header was sent, and it names no valid token (a page shows it as a 403)."""
 
 
-def token_from_request(request) -> AccessToken | None:
-    """The token in an `Authorization: Basic user:token` or `Bearer token` header, if any."""
+def presented_secret(request) -> str | None:
+    """The secret of an `Authorization: Basic user:secret` or `Bearer secret` header, if any."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header:
         return None
@@ -25,10 +25,17 @@ def token_from_request(request) -> AccessToken | None:
             _, _, raw = base64.b64decode(value.strip()).decode().partition(":")
         except ValueError:
             raise BadCredentials("the Authorization header is not valid Basic credentials") from None
-    elif kind == "bearer":
-        raw = value.strip()
-    else:
-        raise BadCredentials(f"unsupported Authorization scheme {kind!r}")
+        return raw
+    if kind == "bearer":
+        return value.strip()
+    raise BadCredentials(f"unsupported Authorization scheme {kind!r}")
+
+
+def token_from_request(request) -> AccessToken | None:
+    """The token in an `Authorization: Basic user:token` or `Bearer token` header, if any."""
+    raw = presented_secret(request)
+    if raw is None:
+        return None
     token = AccessToken.authenticate(raw) if raw else None
     if token is None:
         raise BadCredentials("the token is wrong, revoked, or its user is disabled")

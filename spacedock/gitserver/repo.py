@@ -3,10 +3,14 @@
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import git
 from django.conf import settings
+
+from spacedock.gitserver.lfs import Pointer, pointers_in_commit
 
 DEFAULT_BRANCH = "main"
 
@@ -70,11 +74,26 @@ def has_file(path: Path, sha: str, file: str) -> bool:
     return blob is not None and blob.type == "blob"
 
 
-def export(path: Path, sha: str, dest: Path) -> list[str]:
+# Given the pointers of a commit, yields each with a stream of its object's bytes, or None when
+# the object cannot be had.
+LfsObjects = Callable[[list[Pointer]], Iterator[tuple[Pointer, BinaryIO | None]]]
+
+
+def stored_lfs_objects(pointers: list[Pointer]) -> Iterator[tuple[Pointer, BinaryIO | None]]:
+    """The objects in this host's store."""
+    from spacedock.gitserver import lfs_storage
+
+    for pointer in pointers:
+        stored = lfs_storage.has(pointer.oid, pointer.size)
+        yield pointer, lfs_storage.open_object(pointer.oid) if stored else None
+
+
+def export(path: Path, sha: str, dest: Path, lfs_objects: LfsObjects | None = None) -> list[str]:
     """Writes the files of one commit to dest; returns warnings about what was left out.
 
     A commit, not a working copy: a push during the build cannot change what is built.
-    Links that point outside the repository are left out, not followed.
+    Links that point outside the repository are left out, not followed. Git LFS objects come
+    from `lfs_objects`, by default this host's object store.
     """
     size = expanded_size(path, sha)
     if size > settings.MAX_EXPORT_MB * 1024 * 1024:
@@ -109,29 +128,28 @@ def export(path: Path, sha: str, dest: Path) -> list[str]:
         tar.extractall(dest, filter=only_inside)
     if archive.wait() != 0:
         raise ValueError(f"git archive of {sha} failed")
-    return skipped + _fill_lfs_pointers(path, sha, dest)
+    return skipped + _fill_lfs_pointers(path, sha, dest, lfs_objects or stored_lfs_objects)
 
 
-def _fill_lfs_pointers(path: Path, sha: str, dest: Path) -> list[str]:
+def _fill_lfs_pointers(path: Path, sha: str, dest: Path, lfs_objects: LfsObjects) -> list[str]:
     """Puts each Git LFS object where its pointer file was exported.
 
     The pre-receive hook let no pointer in without its object, so a missing one is a lost
     object (a warning, the pointer stays), not a user's mistake.
     """
-    from spacedock.gitserver import lfs_storage
-    from spacedock.gitserver.lfs import pointers_in_commit
-
+    exported = [
+        pointer
+        for pointer in pointers_in_commit(path, sha)
+        if (dest / pointer.path).is_file() and not (dest / pointer.path).is_symlink()  # else left out above
+    ]
     warnings = []
-    for pointer in pointers_in_commit(path, sha):
-        target = dest / pointer.path
-        if not target.is_file() or target.is_symlink():
-            continue  # left out above
-        if not lfs_storage.has(pointer.oid, pointer.size):
+    for pointer, source in lfs_objects(exported):
+        if source is None:
             warnings.append(
                 f"Git LFS object of {pointer.path} ({pointer.oid[:12]}) is missing: kept the pointer"
             )
             continue
-        with lfs_storage.open_object(pointer.oid) as source, target.open("wb") as out:
+        with source, (dest / pointer.path).open("wb") as out:
             shutil.copyfileobj(source, out, 1024 * 1024)
     return warnings
 

@@ -19,6 +19,7 @@ from spacedock import ratelimits
 from spacedock.accounts.auth import BadCredentials, principal
 from spacedock.accounts.models import QuotaExceeded, creatable_namespace
 from spacedock.clients import client_ip
+from spacedock.gitserver import buildtoken
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
 
@@ -72,6 +73,8 @@ def smart_http(request, owner: str, name: str, action: str):
     if request.method != ("GET" if action == "info/refs" else "POST"):
         return _text(405, "Method not allowed")
     writing = service == "git-receive-pack"
+    if (raw := buildtoken.presented(request)) is not None:
+        return _fetch_for_build(request, owner, name, action, writing, raw)
 
     try:
         who = principal(request)
@@ -122,6 +125,19 @@ def smart_http(request, owner: str, name: str, action: str):
     return _run_backend(request, space, user.username if user else "", action)
 
 
+def _fetch_for_build(request, owner: str, name: str, action: str, writing: bool, raw: str):
+    """A build worker fetching the commit it builds, with its build's token (buildtoken.py)."""
+    if retry := ratelimits.hit("git", f"ip:{client_ip(request)}"):
+        return _text(429, ratelimits.message("git requests", retry), Retry_After=str(retry))
+    if writing:
+        return _text(403, "A build token only fetches: it cannot push.")
+    space = Space.objects.select_related("owner").filter(owner__username=owner, name=name).first()
+    if space is None or buildtoken.build_for(raw, space) is None:
+        return _text(403, buildtoken.REFUSED)
+    # A build fetches its own commit by id, which need not be a branch's tip any more.
+    return _run_backend(request, space, "", action, {"uploadpack.allowReachableSHA1InWant": "true"})
+
+
 def push_too_large(size: int = 0) -> str:
     got = f" ({size / 2**20:.0f} MiB)" if size else ""
     return (
@@ -131,7 +147,14 @@ def push_too_large(size: int = 0) -> str:
     )
 
 
-def _cgi_environ(request, space: Space, remote_user: str, action: str) -> dict:
+def _cgi_environ(request, space: Space, remote_user: str, action: str, config: dict[str, str]) -> dict:
+    config = {
+        # Hooks come from the code, not from the repository: a repo cannot bring its own.
+        "core.hooksPath": str(HOOKS_DIR),
+        # A chunked push has no length to check first: git stops reading the pack past this.
+        "receive.maxInputSize": str(settings.MAX_PUSH_MB * 1024 * 1024),
+        **config,
+    }
     env = {
         **os.environ,
         "GIT_PROJECT_ROOT": str(settings.REPOS_DIR),
@@ -142,17 +165,13 @@ def _cgi_environ(request, space: Space, remote_user: str, action: str) -> dict:
         "CONTENT_TYPE": request.META.get("CONTENT_TYPE", ""),
         "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),
         "REMOTE_USER": remote_user,
-        # Hooks come from the code, not from the repository: a repo cannot bring its own.
-        "GIT_CONFIG_COUNT": "2",
-        "GIT_CONFIG_KEY_0": "core.hooksPath",
-        "GIT_CONFIG_VALUE_0": str(HOOKS_DIR),
-        # A chunked push has no length to check first: git stops reading the pack past this.
-        "GIT_CONFIG_KEY_1": "receive.maxInputSize",
-        "GIT_CONFIG_VALUE_1": str(settings.MAX_PUSH_MB * 1024 * 1024),
+        "GIT_CONFIG_COUNT": str(len(config)),
         "SPACEDOCK_PYTHON": sys.executable,
         "SPACEDOCK_MANAGE": str(Path(settings.BASE_DIR) / "manage.py"),
         "SPACEDOCK_SPACE_ID": str(space.pk),
     }
+    for number, (key, value) in enumerate(config.items()):
+        env[f"GIT_CONFIG_KEY_{number}"], env[f"GIT_CONFIG_VALUE_{number}"] = key, value
     for meta, cgi in (
         ("CONTENT_LENGTH", "CONTENT_LENGTH"),
         ("HTTP_CONTENT_ENCODING", "HTTP_CONTENT_ENCODING"),
@@ -184,7 +203,7 @@ def _copy_body(request, sink) -> None:
             pass
 
 
-def _run_backend(request, space: Space, remote_user: str, action: str):
+def _run_backend(request, space: Space, remote_user: str, action: str, config: dict[str, str] | None = None):
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if action == "git-receive-pack" and length > settings.MAX_PUSH_MB * 1024 * 1024:
         return _text(413, push_too_large(length))
@@ -193,7 +212,7 @@ def _run_backend(request, space: Space, remote_user: str, action: str):
         return _text(411, "This server needs a Content-Length, or a server that ends chunked bodies.")
     proc = subprocess.Popen(
         ["git", "http-backend"],
-        env=_cgi_environ(request, space, remote_user, action),
+        env=_cgi_environ(request, space, remote_user, action, config or {}),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

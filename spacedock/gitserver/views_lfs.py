@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from spacedock.accounts.auth import BadCredentials, principal
 from spacedock.accounts.models import creatable_namespace
-from spacedock.gitserver import lfs_storage
+from spacedock.gitserver import buildtoken, lfs_storage
 from spacedock.gitserver.models import LfsObject
 from spacedock.spaces.models import Space, valid_name
 
@@ -44,6 +44,13 @@ def _space_for_batch(request, owner: str, name: str, operation: str) -> Space | 
     name = name.removesuffix(".git")
     if not (valid_name(owner) and valid_name(name)):
         return _error(404, f"'{owner}/{name}' is not a space name.")
+    if (raw := buildtoken.presented(request)) is not None:
+        if operation != "download":
+            return _error(403, "A build token only downloads.")
+        space = Space.objects.filter(owner__username=owner, name=name).first()
+        if space is None or buildtoken.build_for(raw, space) is None:
+            return _error(403, buildtoken.REFUSED)
+        return space
     try:
         who = principal(request)
     except BadCredentials as exc:

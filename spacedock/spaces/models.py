@@ -12,6 +12,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from spacedock import buildqueues
 from spacedock.accounts import oauth
 from spacedock.accounts.models import Quota, Role, namespace_role
 from spacedock.celery import app as celery_app
@@ -625,8 +626,14 @@ class Build(models.Model):
         return f"{self.space} @ {self.commit_sha[:7]} ({self.state})"
 
     def dispatch(self) -> None:
-        # By name: the web never imports the builder; the worker that serves the task does.
-        transaction.on_commit(lambda: celery_app.send_task(BUILD_TASK, args=[self.pk]))
+        # By name: the web never imports the builder; the worker that serves the task does. The
+        # queue is the space's node label's where a worker takes it (spacedock/buildqueues.py).
+        def send() -> None:
+            queue = buildqueues.queue_for(self.space)
+            celery_app.send_task(BUILD_TASK, args=[self.pk], queue=queue)
+            buildqueues.sent(self.pk, queue)
+
+        transaction.on_commit(send)
 
     def request_capture(self) -> None:
         """Once a public build answers at its URL: the gallery's picture and the web component's

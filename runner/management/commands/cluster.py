@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from runner.backend import RuntimeBackendError, backend
 from runner.models import Runtime
+from spacedock import buildqueues
 from spacedock.labels import LABEL_SPACE
 from spacedock.spaces.models import Space
 
@@ -26,6 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, action: str | None = None, **options):
         if action == "place":
             return self.place(options["space"], options["constraints"])
+        self.stdout.write(buildqueues.report())
         runtime = backend()
         if runtime.name != "swarm":
             running = Space.objects.exclude(container_id="").order_by("subdomain")
