@@ -90,7 +90,7 @@ def containers_of(docker_client, space: Space) -> list:
     ]
 
 
-# Answers at once: for a test about the routes rather than the app, a Gradio app's ~15 s start buys nothing.
+# Answers at once: where any app that answers will do, a Gradio app's slow start buys nothing.
 QUICK_DOCKERFILE = 'FROM BASE\nCMD ["python3", "-m", "http.server", "8000"]\n'
 
 
@@ -200,7 +200,7 @@ gr.Interface(lambda x: x, "text", "text").launch()
 
 
 def test_a_fork_bomb_is_held_by_the_pids_limit(live, stack, token_for, make_repo, docker_client):
-    calm = pushed_space(live, token_for, make_repo, "calm")
+    calm = pushed_space(live, token_for, make_repo, "calm", files=docker_space(QUICK_DOCKERFILE))
     running(live, stack, calm)
     bomb = pushed_space(live, token_for, make_repo, "bomb", FORK_BOMB_APP)
     Space.objects.filter(pk=bomb.pk).update(cpu_limit=0.5, pids_limit=256)
