@@ -19,6 +19,7 @@ from django.conf import settings
 
 from runner import logstream
 from runner.backend import RuntimeBackendError, Spec, parse_started
+from spacedock.hardware.resources import gpu_request
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
 __all__ = ["LABEL_GENERATION", "LABEL_INSTANCE", "LABEL_SPACE", "LABEL_TARGET", "RuntimeBackendError", "Spec"]
@@ -105,6 +106,10 @@ def run(spec: Spec):
                 memswap_limit=f"{spec.memory_mb}m",
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids,
+                mounts=spec.mounts or None,
+                # Exactly the GPUs place() assigned, by id: a count would let the engine pick one
+                # another space holds.
+                device_requests=[gpu_request(spec.gpus)] if spec.gpus else None,
                 ports={f"{spec.app_port}/tcp": ("127.0.0.1", None)},
                 network=net,
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": settings.RUN_RESTART_RETRIES},

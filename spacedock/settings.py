@@ -452,6 +452,8 @@ QUOTA_GPUS = envint("SPACEDOCK_QUOTA_GPUS", "1")
 BUCKETS_DIR = Path(envstr("SPACEDOCK_BUCKETS_DIR", str(DATA_DIR / "buckets")))
 BUCKET_MAX_MB = envint("SPACEDOCK_BUCKET_MAX_MB", "10240")  # a bucket's size, unless an admin sets its own
 QUOTA_BUCKETS = envint("SPACEDOCK_QUOTA_BUCKETS", "5")
+# How often the runner compares the buckets running spaces write to with their quotas.
+BUCKET_CHECK_SECONDS = float(envstr("SPACEDOCK_BUCKET_CHECK_SECONDS", "30"))
 # A `space` volume is another space's files at a commit, written out once under VOLUMES_DIR.
 VOLUMES_DIR = Path(envstr("SPACEDOCK_VOLUMES_DIR", str(DATA_DIR / "volumes")))
 # Where `model` and `dataset` volumes come from: a folder holding <owner>/<name> folders; empty: refused.
