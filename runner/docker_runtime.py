@@ -81,6 +81,12 @@ def ensure_network() -> str:
     return name
 
 
+def gateway(net: str) -> str:
+    """The host's address on the spaces' network."""
+    with errors(f"reading the network {net}"):
+        return client().networks.get(net).attrs["IPAM"]["Config"][0]["Gateway"]
+
+
 def run(spec: Spec):
     """Starts a hardened container for a space; published on 127.0.0.1 at a port Docker picks."""
     name = f"{settings.INSTANCE}-{spec.name_hint}-{uuid.uuid4().hex[:6]}"
@@ -112,6 +118,11 @@ def run(spec: Spec):
                 device_requests=[gpu_request(spec.gpus)] if spec.gpus else None,
                 ports={f"{spec.app_port}/tcp": ("127.0.0.1", None)},
                 network=net,
+                # The host, as a space's server reaches it through the firewall's one door (Caddy's
+                # public port): the default OPENID_PROVIDER_URL on a localhost install. The spaces'
+                # own gateway, not Docker's "host-gateway" (docker0's address), which an engine
+                # started without a default bridge cannot give.
+                extra_hosts={"host.docker.internal": gateway(net)},
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": settings.RUN_RESTART_RETRIES},
                 log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "2"}},
                 init=True,
