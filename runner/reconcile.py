@@ -127,8 +127,8 @@ class Runner:
             self.firewall_checked = time.monotonic()
         self.count_requests()
         if time.monotonic() - self.buckets_checked > settings.BUCKET_CHECK_SECONDS:
-            self.watch_buckets()
             self.buckets_checked = time.monotonic()
+            self.watch_buckets()
         self.sync_proxy()
         self.remove_orphans()
         wanted = self.candidates()
@@ -490,7 +490,11 @@ class Runner:
         )
         for space in serving.distinct().select_related("owner"):
             mounted = self.full_mounts.get(space.pk)
-            full = full_buckets(space)
+            try:
+                full = full_buckets(space)
+            except OSError as exc:  # a bucket folder it cannot read: the other spaces still count
+                log.warning("space %s: cannot add up its buckets: %s", space.pk, exc)
+                continue
             if mounted is None and not full:
                 continue  # started by an earlier runner: only a full bucket is worth a restart
             if full != (mounted or set()):
