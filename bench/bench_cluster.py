@@ -17,6 +17,7 @@ Gradio app in seconds of CPU each, so the default is smaller.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -118,7 +119,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     proxy_port, admin = conftest.free_port(), f"127.0.0.1:{conftest.free_port()}"
     settings.CADDY_ADMIN, settings.LISTEN = admin, f"127.0.0.1:{proxy_port}"
-    settings.CADDY_ACCESS_LOG, settings.DRAIN_TIMEOUT, settings.RUN_MEMORY_MB = work / "access.log", 5, 1024
+    settings.CADDY_ACCESS_LOG, settings.DRAIN_TIMEOUT = work / "access.log", 5
+    basic = settings.HARDWARE[settings.HARDWARE_DEFAULT]  # 1 GB a space: the lab's nodes are small
+    settings.HARDWARE[basic.name] = dataclasses.replace(basic, memory_mb=1024)
     env = conftest.process_env()
     log = open(work / "registry.log", "wb")
     registry = subprocess.Popen(["bash", "deploy/registry.sh"], cwd=ROOT, env=env, stdout=log, stderr=log)

@@ -291,6 +291,9 @@ def browser_wakes(space, host: str, rounds: int) -> dict[str, list[float]]:
 
     from tests.browser import CHROMIUM
 
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls between pages are
+    # plain sync calls (as in tests/browser.py).
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     asleep, awake = [], []
     with sync_playwright() as p:
         chromium = p.chromium.launch(

@@ -31,11 +31,15 @@ class Spec:
     generation: int
     env: dict
     app_port: int
-    memory_mb: int
+    memory_mb: int  # the hardware flavour's (spacedock.hardware.place), or the space's own limit
     cpus: float
     pids: int
     # Placement constraints in Swarm's syntax (`node.labels.gpu==true`); one host has only itself.
     constraints: list[str] = field(default_factory=list)
+    # Bind mounts of its volumes (docker.types.Mount, from spacedock.buckets.volume_mounts).
+    mounts: list = field(default_factory=list)
+    # The GPUs assigned to it (GpuAssignment ids); none on a CPU flavour.
+    gpus: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from runner import logstream
 from runner.backend import RuntimeBackendError, Spec, parse_started
+from spacedock.hardware.resources import gpu_request
 from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET
 
 __all__ = ["LABEL_GENERATION", "LABEL_INSTANCE", "LABEL_SPACE", "LABEL_TARGET", "RuntimeBackendError", "Spec"]
@@ -80,6 +81,12 @@ def ensure_network() -> str:
     return name
 
 
+def gateway(net: str) -> str:
+    """The host's address on the spaces' network."""
+    with errors(f"reading the network {net}"):
+        return client().networks.get(net).attrs["IPAM"]["Config"][0]["Gateway"]
+
+
 def run(spec: Spec):
     """Starts a hardened container for a space; published on 127.0.0.1 at a port Docker picks."""
     name = f"{settings.INSTANCE}-{spec.name_hint}-{uuid.uuid4().hex[:6]}"
@@ -105,8 +112,17 @@ def run(spec: Spec):
                 memswap_limit=f"{spec.memory_mb}m",
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids,
+                mounts=spec.mounts or None,
+                # Exactly the GPUs place() assigned, by id: a count would let the engine pick one
+                # another space holds.
+                device_requests=[gpu_request(spec.gpus)] if spec.gpus else None,
                 ports={f"{spec.app_port}/tcp": ("127.0.0.1", None)},
                 network=net,
+                # The host, as a space's server reaches it through the firewall's one door (Caddy's
+                # public port): the default OPENID_PROVIDER_URL on a localhost install. The spaces'
+                # own gateway, not Docker's "host-gateway" (docker0's address), which an engine
+                # started without a default bridge cannot give.
+                extra_hosts={"host.docker.internal": gateway(net)},
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": settings.RUN_RESTART_RETRIES},
                 log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "2"}},
                 init=True,

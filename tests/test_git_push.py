@@ -5,6 +5,7 @@ import os
 import pytest
 import requests
 
+from spacedock.gitserver.repo import path_for
 from spacedock.spaces.models import Build, Space
 
 
@@ -176,6 +177,10 @@ def test_push_of_tens_of_mib_streams_through(live, token_for, make_repo, tmp_pat
 
     pushed = repo.push(live.git_url("alice", "big", token_for("alice")))
     assert pushed.returncode == 0, pushed.stderr
+    # The server keeps the pack as pushed (no loose objects), so a clone or a build sends it on
+    # without compressing the model again.
+    stored = repo.git("--git-dir", str(path_for("alice", "big")), "count-objects", "-v").stdout
+    assert "\ncount: 0\n" in "\n" + stored and "\npacks: 1\n" in stored, stored
 
     cloned = repo.git("clone", "--quiet", live.git_url("alice", "big"), str(tmp_path / "big"), check=False)
     assert cloned.returncode == 0, cloned.stderr

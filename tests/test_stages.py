@@ -16,6 +16,7 @@ from tests.conftest import HELLO_APP, HELLO_README, Repo
 pytestmark = [pytest.mark.fast, pytest.mark.django_db]
 
 OLD_MESSAGE = "what the stage said before"
+QUEUED = "Queued for hardware: t4-small needs 1 GPU(s) (t4) and this machine has none."
 
 
 @pytest.fixture
@@ -48,6 +49,7 @@ CALLS = {
     "build_succeeded": ("building", lambda space, build: stages.build_succeeded(build, "i:2")),
     "build_failed": ("building", lambda space, build: stages.build_failed(build, "pip failed")),
     "app_starting": (None, lambda space, build: stages.app_starting(space)),
+    "hardware_queued": (None, lambda space, build: stages.hardware_queued(space, QUEUED)),
     "app_replacing": (None, lambda space, build: stages.app_replacing(space)),
     "app_lost": (None, lambda space, build: stages.app_lost(space)),
     "app_running": (None, lambda space, build: stages.app_running(space)),
@@ -112,6 +114,12 @@ MEANING = [
     ("app_starting", S.STOPPED, S.APP_STARTING),  # a rollback after the build was gone
     ("app_starting", S.BUILDING, None),
     ("app_starting", S.RUNNING_BUILDING, None),
+    ("hardware_queued", S.APP_STARTING, S.APP_STARTING),  # a GPU start waits, saying why
+    ("hardware_queued", S.RUNTIME_ERROR, S.APP_STARTING),
+    ("hardware_queued", S.RUNNING, S.RUNNING),  # the previous flavour's container keeps serving
+    ("hardware_queued", S.RUNNING_APP_STARTING, S.RUNNING),
+    ("hardware_queued", S.RUNNING_BUILDING, None),
+    ("hardware_queued", S.BUILDING, None),
     ("app_replacing", S.RUNNING, S.RUNNING_APP_STARTING),
     ("app_replacing", S.APP_STARTING, None),
     ("app_lost", S.RUNNING, S.APP_STARTING),
@@ -165,6 +173,17 @@ def test_messages_say_what_happened(space):
     assert replaced.stage_message.startswith("The new version did not start, the previous one still runs.")
     _, running = apply(space, "app_running", S.APP_STARTING)
     assert running.stage_message == ""
+    _, queued = apply(space, "hardware_queued", S.APP_STARTING)
+    assert queued.stage_message == QUEUED
+
+
+def test_waiting_for_hardware_pass_after_pass_writes_once(space):
+    """The runner asks place() on every pass while a space waits: the row (and its stage webhook)
+    changes once, not once a pass."""
+    at(space, S.APP_STARTING)
+    assert stages.hardware_queued(space, QUEUED)
+    assert not stages.hardware_queued(space, QUEUED) and not stages.hardware_queued(space, QUEUED)
+    assert Space.objects.get(pk=space.pk).stage_message == QUEUED
 
 
 def test_wake_needs_an_unpaused_space_with_a_build(space):

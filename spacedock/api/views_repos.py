@@ -11,9 +11,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from spacedock.accounts.models import creatable_namespace
 from spacedock.api.protocol import ApiError, api_error, json_body, required, with_api_errors
-from spacedock.api.views_spaces import env_entries, sleep_time_of
+from spacedock.api.views_spaces import env_entries, hardware_of, sleep_time_of
+from spacedock.buckets.models import set_volumes
 from spacedock.gitserver import repo as gitrepo
 from spacedock.gitserver.repo import DEFAULT_BRANCH
+from spacedock.hardware.models import SpaceHardware
 from spacedock.spaces import config as spaceconfig
 from spacedock.spaces.access import acting_user, owned_space, space_owner, space_reader
 from spacedock.spaces.models import Deployment, Space, valid_name
@@ -72,6 +74,7 @@ def create_repo(request):
         raise ApiError(400, f"sdk {sdk!r} is not served here: use one of {', '.join(spaceconfig.SDKS)}")
     secrets, variables = env_entries(data, "secrets"), env_entries(data, "variables")
     sleep_time = sleep_time_of(data)
+    hardware = hardware_of(data, owner)
     if Space.objects.filter(owner=owner, name=name).exists():
         return _exists(request, f"{owner.username}/{name}")
     try:
@@ -81,8 +84,14 @@ def create_repo(request):
                 space.set_variable(key, value)
             for key, value in secrets.items():
                 space.set_variable(key, value, secret=True)
+            if hardware is not None:
+                SpaceHardware.request(space, hardware, user)
+            if data.get("volumes"):  # create_repo's space_volumes, as set_space_volumes takes them
+                set_volumes(space, data["volumes"])
     except IntegrityError:
         return _exists(request, f"{owner.username}/{name}")
+    except ValueError as exc:  # a volume refused, said as set_space_volumes says it
+        raise ApiError(400, str(exc)) from None
     if sleep_time is not None:
         space.set_sleep_time(sleep_time)
     return JsonResponse(

@@ -6,10 +6,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from spacedock.accounts.auth import principal
-from spacedock.accounts.models import creatable_namespace
+from spacedock.accounts.models import Quota, creatable_namespace
 from spacedock.api.protocol import ApiError, json_body, required, with_api_errors
 from spacedock.api.serializers import list_item, space_json
 from spacedock.gitserver import repo as gitrepo
+from spacedock.hardware.models import SpaceHardware, UnknownFlavour, flavour_named
 from spacedock.spaces.access import acting_user, owned_space, readable_space, space_reader
 from spacedock.spaces.gallery import filter_spaces
 from spacedock.spaces.models import Space, check_sleep_time, check_variable_key, valid_name
@@ -77,6 +78,21 @@ def sleep_time_of(data: dict) -> int | None:
     return sleep_time
 
 
+def hardware_of(data: dict, account) -> str | None:
+    """The body's hardware flavour (create_repo and duplicate_repo's space_hardware), checked before
+    anything is made: 400 for a flavour not in the table, 403 outside the account's hardware quota.
+    None when it names none."""
+    name = data.get("hardware")
+    if name is None:
+        return None
+    try:
+        flavour = flavour_named(name)
+    except UnknownFlavour as exc:
+        raise ApiError(400, str(exc)) from None
+    Quota.require_hardware(account, flavour.name)
+    return flavour.name
+
+
 def env_entries(data: dict, field: str) -> dict[str, str]:
     """A list of {"key", "value"} objects, every key checked before anything is stored."""
     entries = data.get(field) or []
@@ -123,6 +139,10 @@ def duplicate_space(request, owner: str, name: str):
     secrets = env_entries(data, "secrets")
     variables = env_entries(data, "variables")
     sleep_time = sleep_time_of(data)
+    hardware = hardware_of(data, account)
+    if hardware is None:  # the source's flavour comes along, where the new owner may use it
+        inherited = SpaceHardware.of(source).requested
+        hardware = inherited if inherited in Quota.hardware_allowed(account) else None
     try:
         copy = source.duplicate(account, to_name, private=private, secrets=secrets)
     except IntegrityError:
@@ -131,6 +151,8 @@ def duplicate_space(request, owner: str, name: str):
         copy.set_variable(key, value)
     if sleep_time is not None:
         copy.set_sleep_time(sleep_time)
+    if hardware is not None:
+        SpaceHardware.request(copy, hardware, user)
     # The client checks that the URL is on the host it called.
     return JsonResponse({"url": request.build_absolute_uri(f"/spaces/{copy.full_name}")})
 

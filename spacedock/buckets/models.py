@@ -6,6 +6,7 @@ as volumes (SpaceVolume). The runner asks mounts_for(space) what to mount; docs/
 import os
 import posixpath
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -292,7 +293,28 @@ def export_space(source: Space, revision: str) -> Path:
     return folder
 
 
-def mounts_for(space: Space) -> tuple[list[Mount], dict[str, str]]:
+@dataclass
+class VolumeMounts:
+    """What the runner mounts for a space: the mounts, their environment, and what the owner must be
+    told about them (a full bucket mounted read-only), for the stage message."""
+
+    mounts: list[Mount] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    # Buckets mounted read-only only because they are past their quota (the runner watches them).
+    full: set[int] = field(default_factory=set)
+
+
+def full_message(bucket: Bucket, mount_path: str) -> str:
+    used = bucket.usage()[0] / 2**20
+    return (
+        f"Bucket {bucket.full_name} is over its quota ({used:.1f} MB of {bucket.max_mb} MB): it is mounted "
+        f"read-only at {mount_path} until files are deleted from it (HfApi.batch_bucket_files(..., "
+        "delete=[...])) or an administrator raises its size."
+    )
+
+
+def volume_mounts(space: Space) -> VolumeMounts:
     """What the runner mounts for `space` and the environment that goes with it.
 
     docker-py's Mount (a dict of the engine's own keys: Target, Source, Type bind, ReadOnly), which
@@ -300,8 +322,12 @@ def mounts_for(space: Space) -> tuple[list[Mount], dict[str, str]]:
     writable bucket at /data (the Hub's convention), so model downloads land in the bucket and
     survive restarts, sleeps, rebuilds and rollbacks. Bind sources are folders on this host: on
     several nodes they must be on storage every node mounts at the same path (SPACEDOCK_BUCKETS_DIR).
+
+    A writable bucket already past its size quota is mounted read-only, with a note saying so: what
+    an app writes through its mount is checked by the runner (docs/architecture.md, "Hardware and
+    volumes"), not stopped by the kernel.
     """
-    mounts, env = [], {}
+    found = VolumeMounts()
     for volume in space.volumes.select_related("bucket", "source_space__owner"):
         # Asked again at each start: the bucket or space may have turned private since it was mounted.
         if volume.bucket and not volume.bucket.can_read(space.owner):
@@ -310,15 +336,32 @@ def mounts_for(space: Space) -> tuple[list[Mount], dict[str, str]]:
             raise ValueError(f"Bucket {volume.source} is not {space.owner.username}'s: mount it read-only")
         if volume.source_space and not volume.source_space.can_read(space.owner):
             raise ValueError(f"Space {volume.source} is no longer readable by {space.owner.username}")
+        read_only = volume.read_only
         if volume.type == "bucket":
             source = volume.bucket.prepare_mount(volume.path)
+            if not read_only and volume.bucket.over_quota():
+                read_only = True
+                found.full.add(volume.bucket.pk)
+                found.notes.append(full_message(volume.bucket, volume.mount_path))
         elif volume.type == "space":
             source = export_space(volume.source_space, volume.revision)
             if volume.path:
                 source = source.joinpath(*storage.check_path(volume.path))
         else:
             source = Path(_repo_folder(volume.type, volume.source))
-        mounts.append(Mount(volume.mount_path, str(source), type="bind", read_only=volume.read_only))
-        if volume.type == "bucket" and volume.mount_path == "/data" and not volume.read_only:
-            env["HF_HOME"] = "/data/.huggingface"
-    return mounts, env
+        found.mounts.append(Mount(volume.mount_path, str(source), type="bind", read_only=read_only))
+        if volume.type == "bucket" and volume.mount_path == "/data" and not read_only:
+            found.env["HF_HOME"] = "/data/.huggingface"
+    return found
+
+
+def mounts_for(space: Space) -> tuple[list[Mount], dict[str, str]]:
+    """volume_mounts' mounts and environment."""
+    found = volume_mounts(space)
+    return found.mounts, found.env
+
+
+def full_buckets(space: Space) -> set[int]:
+    """The writable buckets `space` mounts that are past their quota now (the runner's watch)."""
+    volumes = space.volumes.filter(type="bucket", read_only=False).select_related("bucket")
+    return {v.bucket.pk for v in volumes if v.bucket.over_quota()}

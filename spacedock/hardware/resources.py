@@ -19,6 +19,18 @@ class Resources:
     device_requests: list[DeviceRequest] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def cpus(self) -> float:
+        return self.nano_cpus / 1e9
+
+    @property
+    def memory_mb(self) -> int:
+        return int(self.mem_limit.removesuffix("m"))
+
+    @property
+    def gpu_ids(self) -> list[str]:
+        return [gpu for request in self.device_requests for gpu in request.device_ids or []]
+
     def create_kwargs(self) -> dict:
         """What to pass to containers.create (the env goes into `environment` with the space's own)."""
         kwargs = {
@@ -29,6 +41,11 @@ class Resources:
         if self.device_requests:
             kwargs["device_requests"] = self.device_requests
         return kwargs
+
+
+def gpu_request(gpu_ids: list[str]) -> DeviceRequest:
+    """The engine's request for exactly these GPUs (the NVIDIA runtime, or CDI where configured)."""
+    return DeviceRequest(driver="nvidia", device_ids=list(gpu_ids), capabilities=[["gpu"]])
 
 
 def container_resources(
@@ -54,7 +71,7 @@ def container_resources(
     env = {"SPACE_HARDWARE": flavour.name}
     requests = []
     if gpu_ids:
-        requests.append(DeviceRequest(driver="nvidia", device_ids=list(gpu_ids), capabilities=[["gpu"]]))
+        requests.append(gpu_request(gpu_ids))
         # The NVIDIA runtime reads these; inside the container the GPUs are numbered from 0.
         env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
     return Resources(

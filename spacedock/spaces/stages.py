@@ -11,7 +11,7 @@ read before another moved it.
 Who moves a stage:
 - a push (Space.record_push, a factory rebuild): build_queued, config_error, no_app_file;
 - the builder (Build.start, succeed, fail): build_started, build_succeeded, build_failed;
-- the runner: app_starting, app_replacing, app_lost, app_running, app_failed,
+- the runner: app_starting, hardware_queued, app_replacing, app_lost, app_running, app_failed,
   replacement_failed, sleep, pause, stop;
 - a visit to a sleeping space, or the owner's restart: wake.
 
@@ -122,6 +122,13 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "build_failed": {**_to(S.BUILD_ERROR, _all_but(S.PAUSED, *LIVE_STAGES)), **_to(S.RUNNING, LIVE_STAGES)},
     # The runner starts a container while none serves. Not while a build runs: its result decides.
     "app_starting": _to(S.APP_STARTING, _all_but(S.APP_STARTING, S.BUILDING, S.RUNNING_BUILDING)),
+    # A start waits for hardware (no free GPU): nothing new starts, the message says why. A space
+    # with nothing serving says APP_STARTING; one whose previous container still serves stays RUNNING.
+    "hardware_queued": {
+        **_to(S.APP_STARTING, _all_but(S.BUILDING, S.RUNNING_BUILDING, *LIVE_STAGES)),
+        S.RUNNING: S.RUNNING,
+        S.RUNNING_APP_STARTING: S.RUNNING,
+    },
     # The runner starts a new container while the old one serves.
     "app_replacing": _to(S.RUNNING_APP_STARTING, (S.RUNNING, S.RUNNING_APP_STARTING)),
     # The serving container is gone or stopped (the engine restarted, someone removed it); the runner
@@ -369,9 +376,17 @@ def app_lost(space: "Row") -> bool:
     return _moved(space, "app_lost")
 
 
-def app_running(space: "Row") -> bool:
-    """Call only once Caddy routes the space's (or deployment's) host to the container that answers."""
-    moved = _moved(space, "app_running")
+def hardware_queued(space: "Space", message: str) -> bool:
+    """The runner could not place the space (placement.message); it tries again on a later pass.
+    Written only when the message changes, so a pass after pass of waiting sends no webhooks."""
+    return _moved(space, "hardware_queued", message, where=~Q(stage_message=message))
+
+
+def app_running(space: "Row", message: str = "") -> bool:
+    """Call only once Caddy routes the space's (or deployment's) host to the container that answers.
+    `message`: what the owner should know about how it runs (a bucket mounted read-only because it
+    is full)."""
+    moved = _moved(space, "app_running", message)
     if moved and not _is_deployment(space) and space.deployed_build_id:
         build = _build_model().objects.filter(pk=space.deployed_build_id).select_related("space").first()
         if build is not None:

@@ -5,6 +5,7 @@ image, run by the real runner behind the real Caddy, and used with the suite's g
 Each SDK image is built once, in this module (or reused from an earlier run: they are shared).
 """
 
+import functools
 import re
 import subprocess
 import sys
@@ -146,8 +147,10 @@ def sdk_image_of(space: Hello) -> str:
     return space.sdk_image
 
 
+@functools.cache
 def lock_of(sdk_image: str) -> dict[str, str]:
-    # SDK images live on the build engine, where tenants' builds start from them.
+    # SDK images live on the build engine, where tenants' builds start from them. Read once per
+    # image (its tag names its content): a container start each time cost seconds, ten times.
     text = subprocess.run(
         [DOCKER, "-H", settings.BUILD_DOCKER_HOST, "run", "--rm", "--entrypoint", "cat", sdk_image, LOCK],
         capture_output=True,

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from spacedock.spaces.models import Space
 from tests.conftest import ROOT, wait_until
-from tests.faults.helpers import assert_platform_sound
+from tests.faults.helpers import assert_platform_sound, docker_space
 from tests.runner_fixtures import Proxy, runner_env, start_caddy
 
 START_SECONDS = 180
@@ -90,10 +90,16 @@ def containers_of(docker_client, space: Space) -> list:
     ]
 
 
-def pushed_space(live, token_for, make_repo, name: str, app: str | None = None) -> Space:
+# Answers at once: where any app that answers will do, a Gradio app's slow start buys nothing.
+QUICK_DOCKERFILE = 'FROM BASE\nCMD ["python3", "-m", "http.server", "8000"]\n'
+
+
+def pushed_space(
+    live, token_for, make_repo, name: str, app: str | None = None, files: dict[str, str] | None = None
+) -> Space:
     from tests.conftest import HELLO_APP, HELLO_README
 
-    repo = make_repo({"README.md": HELLO_README, "app.py": app or HELLO_APP})
+    repo = make_repo(files or {"README.md": HELLO_README, "app.py": app or HELLO_APP})
     assert repo.push(live.git_url("alice", name, token_for("alice"))).returncode == 0
     return Space.objects.get(name=name)
 
@@ -112,7 +118,7 @@ def test_runner_killed_mid_deploy_converges_when_it_is_back(live, stack, token_f
 
 
 def test_caddy_killed_is_restarted_and_routes_come_back(live, stack, token_for, make_repo, docker_client):
-    space = pushed_space(live, token_for, make_repo, "routes")
+    space = pushed_space(live, token_for, make_repo, "routes", files=docker_space(QUICK_DOCKERFILE))
     running(live, stack, space)
     stack.proxy.proc.kill()
     stack.proxy.proc.wait()
@@ -194,7 +200,7 @@ gr.Interface(lambda x: x, "text", "text").launch()
 
 
 def test_a_fork_bomb_is_held_by_the_pids_limit(live, stack, token_for, make_repo, docker_client):
-    calm = pushed_space(live, token_for, make_repo, "calm")
+    calm = pushed_space(live, token_for, make_repo, "calm", files=docker_space(QUICK_DOCKERFILE))
     running(live, stack, calm)
     bomb = pushed_space(live, token_for, make_repo, "bomb", FORK_BOMB_APP)
     Space.objects.filter(pk=bomb.pk).update(cpu_limit=0.5, pids_limit=256)
