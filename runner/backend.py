@@ -40,6 +40,8 @@ class Spec:
     mounts: list = field(default_factory=list)
     # The GPUs assigned to it (GpuAssignment ids); none on a CPU flavour.
     gpus: list[str] = field(default_factory=list)
+    # Labels of its own besides the runner's (LABEL_DEPLOYMENT on a pin's or a preview's).
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -95,6 +95,7 @@ def run(spec: Spec):
         LABEL_SPACE: str(spec.space_id),
         LABEL_TARGET: spec.target,
         LABEL_GENERATION: str(spec.generation),
+        **spec.labels,
     }
     net = ensure_network()
     container = None

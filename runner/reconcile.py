@@ -23,16 +23,16 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from runner import caddy, firewall, logstream
+from runner import caddy, deployments, firewall, logstream
 from runner.backend import Backend, Instance, RuntimeBackendError, Spec, backend
 from runner.models import RUNNER_ID, Runtime
 from spacedock.buckets.models import full_buckets, volume_mounts
 from spacedock.hardware.models import SpaceHardware, place, release
-from spacedock.labels import LABEL_SPACE, LABEL_TARGET
+from spacedock.labels import LABEL_DEPLOYMENT, LABEL_SPACE, LABEL_TARGET
 from spacedock.proxy import hosts
 from spacedock.spaces import stages
 from spacedock.spaces.config import SpaceConfig
-from spacedock.spaces.models import RunLogLine, Space
+from spacedock.spaces.models import Deployment, RunLogLine, Space
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ class Runner:
         # Spaces whose new container is starting: each pass looks once (Runner.progress), so eight
         # slow apps never hold the pool's threads while a ninth space waits to deploy or wake.
         self.starting: dict[int, Starting] = {}
+        # The same for pins' and previews' containers, by Deployment id (runner/deployments.py).
+        self.deployments_starting: dict[int, Starting] = {}
         self.proxy_lock = threading.Lock()
         self.access_offset: int | None = None
         self.firewall_checked = 0.0
@@ -150,20 +152,30 @@ class Runner:
         quiet = 0
         while quiet < passes and not self.stopping.is_set():
             self.tick(wait=True)
-            quiet = 0 if self.starting else quiet + 1
-            if self.starting:
+            busy = self.starting or self.deployments_starting
+            quiet = 0 if busy else quiet + 1
+            if busy:
                 time.sleep(0.2)
 
     def candidates(self) -> list[int]:
         """Spaces that should run or have something running."""
         with_containers = {int(c.labels[LABEL_SPACE]) for c in self.backend.instances()}
-        wanted = Q(deployed_build__isnull=False) | ~Q(container_id="") | Q(pk__in=with_containers)
+        with_deployments = Deployment.objects.exclude(build=None).values("space_id")
+        wanted = (
+            Q(deployed_build__isnull=False)
+            | ~Q(container_id="")
+            | Q(pk__in=with_containers)
+            | Q(pk__in=with_deployments)
+        )
         rows = Space.objects.filter(wanted).order_by("pk").values_list("pk", "owner_id")
         return fair_order(list(rows))
 
     def _guarded(self, space_id: int) -> None:
         try:
             self.reconcile_space(space_id)
+            # Its pins and previews, under the same claim, whatever the space itself does.
+            if Space.objects.filter(pk=space_id).exists():
+                deployments.reconcile_deployments(self, space_id, self.backend.instances(space_id))
         except RuntimeBackendError as exc:
             log.warning("space %s: %s", space_id, exc)
         except caddy.CaddyError as exc:
@@ -190,7 +202,8 @@ class Runner:
             return
         runtime, _ = Runtime.objects.get_or_create(space=space)
         target = target_of(space)
-        found = {c.id: c for c in self.backend.instances(space_id)}
+        # The space's own containers: its pins' and previews' carry LABEL_DEPLOYMENT (deployments.py).
+        found = {c.id: c for c in self.backend.instances(space_id) if LABEL_DEPLOYMENT not in c.labels}
         current = found.get(space.container_id)
         if current is not None and current.status == "running":
             self.follow_log(space, current)
@@ -430,6 +443,11 @@ class Runner:
             container = self.backend.get(container_id)
         except RuntimeBackendError:
             container = None
+        if container is not None and (dep_id := deployments.deployment_of(container)) is not None:
+            deployment = Deployment.objects.filter(pk=dep_id).select_related("space").first()
+            if deployment is not None:
+                deployments.fail(self, deployment, container, f"Memory limit exceeded ({limit} MB).", None)
+            return
         reason = (
             f"Memory limit exceeded: the app used more than its {limit} MB and was stopped (out of memory). "
             "Make it use less memory, or ask the operator for a higher limit; then restart it."
@@ -524,6 +542,16 @@ class Runner:
                 .order_by("subdomain")
             )
             routes = [caddy.space_route(s.host, s.port, s.is_private, _address(s)) for s in spaces]
+            serving = (
+                Deployment.objects.filter(port__isnull=False)
+                .exclude(container_id="")
+                .select_related("space")
+                .order_by("label")
+            )
+            routes += [
+                caddy.space_route(d.host, d.port, d.space.is_private, d.address or "127.0.0.1")
+                for d in serving
+            ]
             return self.admin.ensure(caddy.config(routes))
 
     def follow_log(self, space: Space, container: Instance) -> None:
@@ -569,6 +597,7 @@ class Runner:
         if size == self.access_offset:
             return
         latest: dict[str, float] = {}
+        deployment_latest: dict[str, float] = {}
         visitors: dict[str, set[str]] = {}
         with open(path, "rb") as f:
             f.seek(self.access_offset)
@@ -587,6 +616,11 @@ class Runner:
                 sub = name.subdomain
                 latest[sub] = max(latest.get(sub, 0.0), float(entry.get("ts", time.time())))
                 visitors.setdefault(sub, set()).add(visitor)
+            elif name is not None:  # a pin's or a preview's: its own idle time, not its space's visits
+                label = name.preview or f"pin--{name.build_id}"
+                deployment_latest[label] = max(
+                    deployment_latest.get(label, 0.0), float(entry.get("ts", time.time()))
+                )
         for space in Space.objects.filter(subdomain__in=list(latest)).only("pk", "subdomain", "created"):
             when = datetime.fromtimestamp(latest[space.subdomain], tz=UTC)
             first = sum(1 for visitor in visitors[space.subdomain] if space.first_visit(visitor))
@@ -594,4 +628,9 @@ class Runner:
                 space.count_visits(first)
             Space.objects.filter(
                 Q(last_request_at__lt=when) | Q(last_request_at__isnull=True), pk=space.pk
+            ).update(last_request_at=when)
+        for label, ts in deployment_latest.items():
+            when = datetime.fromtimestamp(ts, tz=UTC)
+            Deployment.objects.filter(
+                Q(last_request_at__lt=when) | Q(last_request_at__isnull=True), label=label
             ).update(last_request_at=when)

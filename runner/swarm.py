@@ -214,6 +214,7 @@ class SwarmBackend:
             LABEL_SPACE: str(spec.space_id),
             LABEL_TARGET: spec.target,
             LABEL_GENERATION: str(spec.generation),
+            **spec.labels,
         }
         memory = spec.memory_mb * 2**20
         container = ContainerSpec(

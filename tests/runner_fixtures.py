@@ -23,7 +23,7 @@ from django.contrib.auth.models import User
 
 from runner import caddy
 from runner.reconcile import Runner
-from spacedock.spaces.models import Build, Space
+from spacedock.spaces.models import Build, Deployment, Space
 from tests.conftest import ROOT, free_port, process_env, wait_until
 
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
@@ -207,7 +207,8 @@ def runner(proxy, live):
     settings.DRAIN_TIMEOUT = 5
     the_runner = Runner(caddy.Admin(proxy.admin), runner_id="pytest")
     yield the_runner
-    # Retire what the test left: pause everything, converge, and check nothing of ours remains.
+    # Retire what the test left: pause everything (pins and previews go with their rows), converge.
+    Deployment.objects.all().delete()
     Space.objects.update(paused=True)
     the_runner.converge(2)
     the_runner.shutdown()
