@@ -112,7 +112,9 @@ def remove_image(ref: str) -> bool:
         image = engine.images.get(ref)
         if image.labels.get(LABEL_INSTANCE) != settings.INSTANCE:
             raise BuildError(f"refusing to remove {ref}: it is not this Spacedock's image")
-        if engine.containers.list(all=True, filters={"ancestor": image.id}):
+        # Sparse: the list alone. A full list inspects each container, which the Docker proxy refuses
+        # the worker, so an image in use (a preview's, until the runner stops it) raised instead.
+        if engine.containers.list(all=True, filters={"ancestor": image.id}, sparse=True):
             return False
         # By id: the tag and the digest name go together.
         engine.images.remove(image.id, force=True, noprune=False)

@@ -261,7 +261,10 @@ def prune_space_images(task, space_id: int) -> list[str]:
     space = Space.objects.filter(pk=space_id).first()
     if space is None:
         return []
-    removed = prune_images(space)
+    try:
+        removed = prune_images(space)
+    except docker_build.BuildError as exc:
+        raise task.retry(countdown=5, exc=exc) from None
     keep = space.images_kept()
     if any(ref not in keep for ref in docker_build.space_images(space_id)):
         raise task.retry(countdown=5)

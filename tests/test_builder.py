@@ -378,54 +378,72 @@ def test_pip_conf_keeps_the_index_credentials_for_the_sdk_image_only(settings, t
     assert "u:p@" in pip_secrets(tmp_path, "public")["pipconf"].read_text()
 
 
-def test_a_branch_push_builds_its_preview_and_deleting_the_branch_removes_it(
-    live, worker, token_for, make_repo
+def test_a_pin_and_a_branch_preview_serve_beside_the_space_and_a_deleted_branch_goes(
+    live, worker, token_for, make_repo, runner, proxy
 ):
-    """A branch builds beside main into its preview, without touching what the space serves; git's
-    delete of the branch removes the preview, and the worker prunes its image."""
+    """The issue's path, end to end with static sites (they start at once): v1 pushed and pinned, v2
+    pushed, branch `try` pushed; the space serves v2, the pin host v1 once visited, the preview host
+    the branch, and the space's page and JSON list the preview. Deleting the branch with git removes
+    the preview (its host says so) and the worker prunes its image; the space's own stays."""
     token = token_for("alice")
     url = live.git_url("alice", "site", token)
-    repo = make_repo({"README.md": "---\ntitle: Site\nsdk: static\n---\n", "index.html": "<h1>main</h1>\n"})
-    main_sha = repo.git("rev-parse", "HEAD").stdout.strip()
+    repo = make_repo({"README.md": "---\ntitle: Site\nsdk: static\n---\n", "index.html": "<h1>v1</h1>\n"})
+    v1_sha = repo.git("rev-parse", "HEAD").stdout.strip()
+    assert repo.push(url).returncode == 0
+    v1 = finished("site", v1_sha)
+    assert v1.state == "succeeded", v1.error
+    pinned = requests.post(
+        f"{live.url}/api/spaces/alice/site/pin", json={"build": v1.pk},
+        headers={"Authorization": f"Bearer {token}"}, timeout=10,
+    ).json()  # fmt: skip
+    assert pinned["host"] == f"pin--{v1.pk}.localhost"
+
+    v2_sha = repo.write({"index.html": "<h1>v2</h1>\n"}).commit("v2")
     assert repo.push(url).returncode == 0
     # Both build at once (the worker takes two): a build of the branch never cancels main's.
     repo.git("checkout", "--quiet", "-b", "try")
-    repo.write({"index.html": "<h1>try</h1>\n"})
-    try_sha = repo.commit("try")
+    try_sha = repo.write({"index.html": "<h1>try</h1>\n"}).commit("try")
     pushed = repo.git("push", url, "try", check=False)
     assert pushed.returncode == 0, pushed.stderr
     preview = Deployment.objects.get(space__name="site", kind="preview")
     # git shows where the preview will be, and that the space keeps serving main.
     assert f"the preview of try will be at {preview.url}" in pushed.stderr
     assert preview.host == f"{Space.objects.get(name='site').subdomain}--try.localhost"
-    main, branch = finished("site", main_sha), finished("site", try_sha)
-    assert main.state == "succeeded", main.error
+    v2, branch = finished("site", v2_sha), finished("site", try_sha)
+    assert v2.state == "succeeded", v2.error
     assert branch.state == "succeeded", branch.error
     assert branch.ref == "refs/heads/try"
 
     space = Space.objects.get(name="site")
-    preview.refresh_from_db()
-    assert space.deployed_build == main and space.head_sha == main_sha  # the space still serves main
-    assert preview.build == branch and preview.stage == "APP_STARTING"
+    assert space.deployed_build == v2 and space.head_sha == v2_sha  # a branch never moves the space
+    runner.converge()
+    assert "<h1>v2</h1>" in proxy.get(space.host).text
+    assert "<h1>try</h1>" in proxy.get(preview.host).text
+    woken = proxy.get(pinned["host"])  # a pin sleeps until visited
+    assert woken.status_code == 503 and woken.headers["X-Spacedock-Wake"] == "APP_STARTING"
+    runner.converge()
+    assert "<h1>v1</h1>" in proxy.get(pinned["host"]).text
     info = requests.get(f"{live.url}/api/spaces/alice/site", timeout=10).json()
-    assert info["build"]["commit"] == main_sha
+    assert info["build"]["commit"] == v2_sha
     assert [(p["branch"], p["host"], p["stage"], p["sha"]) for p in info["previews"]] == [
-        ("try", preview.host, "APP_STARTING", try_sha)
+        ("try", preview.host, "RUNNING", try_sha)
     ]
     page = requests.get(f"{live.url}/alice/site", timeout=10).text
-    assert 'id="previews"' in page and preview.host in page and "Starting" in page
+    assert 'id="previews"' in page and preview.host in page and "Running" in page
     kept = docker_build.space_images(space.pk)
-    assert main.image in kept and branch.image in kept
+    assert {v1.image, v2.image, branch.image} <= set(kept)
 
     deleted = repo.git("push", url, ":try", check=False)
     assert deleted.returncode == 0, deleted.stderr
     assert "the preview of try is removed" in deleted.stderr
-    assert not Deployment.objects.filter(space=space).exists()
-    gone = requests.get(f"{live.url}/_runner/wake/", headers={"Host": preview.host}, timeout=10)
+    assert not Deployment.objects.filter(kind="preview").exists()
+    runner.converge()
+    gone = proxy.get(preview.host)
     assert gone.status_code == 404 and "that branch was deleted" in gone.text
-    # The worker prunes the branch's image; the space's own stays.
+    # The worker prunes the branch's image once the runner has stopped its container; the space's
+    # own and the pinned one stay.
     wait_until(
         lambda: branch.image not in docker_build.space_images(space.pk), 60, "the preview's image pruned"
     )
-    assert main.image in docker_build.space_images(space.pk)
-    assert Build.objects.get(pk=main.pk).state == "succeeded"
+    assert {v1.image, v2.image} <= set(docker_build.space_images(space.pk))
+    assert "<h1>v2</h1>" in proxy.get(space.host).text
