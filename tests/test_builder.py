@@ -281,10 +281,11 @@ def test_a_newer_push_cancels_a_running_build_and_leaves_nothing(
 
 
 def test_a_build_past_its_time_limit_is_stopped(live, token_for, make_repo, docker_client, settings):
-    # Run in this process, with a 5-second limit; the branch push queues nothing for the worker.
+    # Run in this process, with a 5-second limit; a tag push queues nothing for the worker (a
+    # branch would build its preview there).
     token = token_for("alice")
     repo = make_repo(docker_space(slow_dockerfile()))
-    repo.git("checkout", "-q", "-b", "wip")
+    repo.git("tag", "wip")
     assert repo.git("push", live.git_url("alice", "timeout", token), "wip", check=False).returncode == 0
     space = Space.objects.get(name="timeout")
     build = Build.objects.create(space=space, commit_sha=repo.git("rev-parse", "HEAD").stdout.strip())
@@ -306,7 +307,7 @@ def test_reaper_fails_builds_whose_worker_died(live, token_for, make_repo):
     from django.utils import timezone
 
     repo = make_repo()
-    repo.git("checkout", "-q", "-b", "wip")
+    repo.git("tag", "wip")
     assert (
         repo.git("push", live.git_url("alice", "orphan", token_for("alice")), "wip", check=False).returncode
         == 0
@@ -348,7 +349,7 @@ def test_python_version_builds_from_that_pythons_base_image(
         # Built in this process (whose settings offer 3.12); the branch push queues nothing.
         readme = '---\ntitle: Site\nsdk: static\npython_version: "3.12"\n---\n'
         repo = make_repo({"README.md": readme, "index.html": "<h1>hi</h1>\n"})
-        repo.git("checkout", "-q", "-b", "wip")
+        repo.git("tag", "wip")
         pushed = repo.git("push", live.git_url("alice", "py312", token_for("alice")), "wip", check=False)
         assert pushed.returncode == 0
         space = Space.objects.get(name="py312")

@@ -111,9 +111,9 @@ def test_an_lfs_upload_that_skips_the_batch_answer_is_cut_at_the_limit(
 
 
 def test_a_commit_too_big_to_build_fails_its_build_with_the_limit(live, token_for, make_repo, settings):
-    # Built in this process with a 1 MiB limit; the branch push queues nothing for a worker.
+    # Built in this process with a 1 MiB limit; a tag push queues nothing for a worker.
     repo = make_repo({"README.md": HELLO_README, "app.py": HELLO_APP, "model.bin": b"\0" * (2 * 2**20)})
-    repo.git("checkout", "-q", "-b", "wip")
+    repo.git("tag", "wip")
     assert (
         repo.git("push", live.git_url("ada", "heavy", token_for("ada")), "wip", check=False).returncode == 0
     )
