@@ -40,6 +40,10 @@ def content_security_policy(get_response):
                 f"frame-src 'self' {spaces}; connect-src 'self'; object-src 'none'; base-uri 'self'; "
                 "form-action 'self'"
             )
+            # A page that may be framed only by some origins (a wake page of an app that
+            # disables embedding) says which; other pages may be framed (embeds of the wake page).
+            if ancestors := getattr(response, "frame_ancestors", None):
+                response["Content-Security-Policy"] += f"; frame-ancestors {ancestors}"
         return response
 
     return middleware

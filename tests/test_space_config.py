@@ -32,6 +32,9 @@ pinned: true
 license: mit
 startup_duration_timeout: 1h
 disable_embedding: true
+custom_headers:
+  Cross-Origin-Embedder-Policy: require-corp
+  cross-origin-opener-policy: same-origin
 models: [openai/whisper-tiny]
 datasets: mnist
 ---
@@ -44,6 +47,10 @@ text
     assert config.tags == ["a", "b"] and config.pinned and config.disable_embedding
     assert config.startup_duration_timeout == 3600
     assert config.models == ["openai/whisper-tiny"] and config.datasets == ["mnist"]
+    assert config.custom_headers == {
+        "cross-origin-embedder-policy": "require-corp",
+        "cross-origin-opener-policy": "same-origin",
+    }
 
 
 @pytest.mark.fast
@@ -86,6 +93,15 @@ def test_a_python_version_not_offered_is_a_config_error_naming_the_offered_ones(
         ("---\nsdk: gradio\napp_file: ../../etc/passwd\n---\n", "inside the repository"),
         ("---\nsdk: gradio\nstartup_duration_timeout: soon\n---\n", "like 30m"),
         ("---\n- a\n- b\n---\n", "key: value"),
+        ("---\nsdk: gradio\ncustom_headers: coop\n---\n", "must be a map of header: value"),
+        (
+            "---\nsdk: gradio\ncustom_headers:\n  Set-Cookie: a=b\n---\n",
+            "'Set-Cookie' cannot be set; a space may set only cross-origin-embedder-policy",
+        ),
+        (
+            "---\nsdk: gradio\ncustom_headers:\n  cross-origin-opener-policy: open\n---\n",
+            "cross-origin-opener-policy 'open' is not one of unsafe-none, same-origin-allow-popups",
+        ),
     ],
 )
 def test_mistakes_say_what_to_fix(readme, says):

@@ -1,8 +1,10 @@
-"""The wake page's poll is held on the server while the space starts, and answered the moment the
-runner moves its stage, so the page reloads into the app without waiting for its next poll."""
+"""The wake page: its poll is held on the server while the space starts, and answered the moment
+the runner moves its stage, so the page reloads into the app without waiting for its next poll;
+and it is framed only where the app may be."""
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,7 +13,7 @@ from django.test import Client
 
 from spacedock.proxy import views
 from spacedock.spaces import stages
-from spacedock.spaces.models import Space
+from spacedock.spaces.models import Build, Space
 
 pytestmark = pytest.mark.fast
 
@@ -84,3 +86,33 @@ def test_a_paused_space_is_answered_at_once(transactional_db):
     space = starting_space()
     Space.objects.filter(pk=space.pk).update(stage="PAUSED", paused=True)
     assert poll(space) == {"stage": "PAUSED", "message": "", "starting": False, "retry_ms": 700}
+
+
+def test_a_build_that_disables_embedding_is_framed_only_by_the_platform(transactional_db, settings):
+    """Caddy adds a build's response headers at its host (runner/caddy.py); the wake page, served
+    by the platform at that host while the app starts, carries the same frame rule."""
+    space = starting_space()
+    config = {
+        "sdk": "gradio",
+        "disable_embedding": True,
+        "custom_headers": {"cross-origin-opener-policy": "same-origin"},
+    }
+    build = Build.objects.create(
+        space=space, commit_sha="c" * 40, state="succeeded", image="x", config=config
+    )
+    Space.objects.filter(pk=space.pk).update(deployed_build=build)
+    site = urlsplit(settings.SITE_URL)
+    origin = f"{site.scheme}://{site.netloc}"  # e.g. http://localhost:8080
+    assert build.response_headers() == {
+        "cross-origin-opener-policy": "same-origin",
+        "content-security-policy": f"frame-ancestors {origin}",
+    }
+    page = Client().get("/_runner/wake/", HTTP_HOST=space.host, HTTP_ACCEPT="text/html")
+    assert page.status_code == 503
+    assert page["Content-Security-Policy"].endswith(f"; frame-ancestors {origin}")
+
+    build.config = {"sdk": "gradio"}
+    build.save()
+    assert build.response_headers() == {}
+    page = Client().get("/_runner/wake/", HTTP_HOST=space.host, HTTP_ACCEPT="text/html")
+    assert "frame-ancestors" not in page["Content-Security-Policy"]

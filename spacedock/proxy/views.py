@@ -16,7 +16,7 @@ from spacedock.clients import LOOPBACK, client_ip
 from spacedock.health.models import Counter
 from spacedock.proxy import access, hosts, paths
 from spacedock.spaces import notify, stages
-from spacedock.spaces.models import Deployment, Space
+from spacedock.spaces.models import Deployment, Space, site_origin
 from spacedock.spaces.stages import Stage
 
 
@@ -123,6 +123,11 @@ def wake(request, rest: str = ""):
         response["Retry-After"] = "2"
     response["X-Spacedock-Wake"] = row.stage
     response["Cache-Control"] = "no-store"
+    # An app that may not be framed elsewhere is not framed elsewhere while it wakes either
+    # (spacedock/middleware.py adds it to the page's policy).
+    served = target.build if target.deployment is not None else space.deployed_build
+    if served is not None and served.space_config().disable_embedding:
+        response.frame_ancestors = site_origin()
     return response
 
 

@@ -53,6 +53,8 @@ class SpaceConfig:
     license: str = ""
     startup_duration_timeout: int = 1800  # seconds; the Hub's "30m"
     disable_embedding: bool = False
+    # Response headers the app's host sends (the Hub allows these three cross-origin policies).
+    custom_headers: dict[str, str] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     # "Sign in with" for the app (gr.LoginButton): the Hub's keys; see accounts/oauth.py.
@@ -142,6 +144,38 @@ def _bool(data: dict, key: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"'{key}' in README.md must be true or false, not {excerpt(value)}")
     return value
+
+
+# The Hub's list: the headers a space may set on its responses, and the values each takes.
+CUSTOM_HEADERS = {
+    "cross-origin-embedder-policy": ("unsafe-none", "require-corp", "credentialless"),
+    "cross-origin-opener-policy": ("unsafe-none", "same-origin-allow-popups", "same-origin"),
+    "cross-origin-resource-policy": ("same-site", "same-origin", "cross-origin"),
+}
+
+
+def _custom_headers(data: dict) -> dict[str, str]:
+    value = data.get("custom_headers") or {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            "'custom_headers' in README.md must be a map of header: value, for example:\n"
+            "custom_headers:\n  cross-origin-opener-policy: same-origin"
+        )
+    headers = {}
+    for name, setting in value.items():
+        allowed = CUSTOM_HEADERS.get(str(name).strip().lower())
+        if allowed is None:
+            raise ConfigError(
+                f"custom_headers: {excerpt(name)} cannot be set; a space may set only "
+                + ", ".join(CUSTOM_HEADERS)
+            )
+        if str(setting).strip() not in allowed:
+            raise ConfigError(
+                f"custom_headers: {str(name).strip().lower()} {excerpt(setting)} is not one of "
+                + ", ".join(allowed)
+            )
+        headers[str(name).strip().lower()] = str(setting).strip()
+    return headers
 
 
 def _duration(value: object) -> int:
@@ -256,6 +290,7 @@ def parse(readme: str) -> SpaceConfig:
     config.suggested_hardware = _text(data, "suggested_hardware", "")[:40]
     config.pinned = _bool(data, "pinned")
     config.disable_embedding = _bool(data, "disable_embedding")
+    config.custom_headers = _custom_headers(data)
     config.hf_oauth = _bool(data, "hf_oauth")
     config.hf_oauth_scopes = _strings(data, "hf_oauth_scopes")
     minutes = data.get("hf_oauth_expiration_minutes", 480)

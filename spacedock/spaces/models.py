@@ -4,6 +4,7 @@ import re
 import secrets
 import shutil
 import subprocess
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -51,6 +52,12 @@ TRENDING_EPOCH = 1767225600  # 2026-01-01
 TRENDING_HALF_LIFE = 7 * 86400
 LIKE_WEIGHT, VISIT_WEIGHT = 10.0, 1.0
 VISIT_WINDOW = 3600  # seconds in which one visitor's requests to one space are one visit
+
+
+def site_origin() -> str:
+    """The platform's own origin (scheme, host and port of SITE_URL), as a CSP source."""
+    parts = urlsplit(settings.SITE_URL)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def trending_points(weight: float, at=None) -> float:
@@ -661,6 +668,17 @@ class Build(models.Model):
             return self.space.read_config(self.commit_sha)
         except (spaceconfig.ConfigError, OSError):
             return self.space.head_config()
+
+    def response_headers(self) -> dict[str, str]:
+        """What the app's host adds to every response while this build serves it (Caddy sets them,
+        over the app's own): the front matter's custom_headers, and with disable_embedding a CSP
+        that lets only the platform's own pages frame the app (browsers then refuse other pages'
+        iframes, not only Spacedock's embed page)."""
+        config = self.space_config()
+        headers = dict(config.custom_headers)
+        if config.disable_embedding:
+            headers["content-security-policy"] = f"frame-ancestors {site_origin()}"
+        return headers
 
     def start(self) -> bool:
         """queued -> building; False when the build was cancelled before a worker took it."""
