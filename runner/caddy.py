@@ -56,11 +56,18 @@ def _forward_auth() -> dict:
     }
 
 
-def space_route(host: str, port: int, private: bool, address: str = "127.0.0.1") -> dict:
-    """`address`: where the instance answers (127.0.0.1 locally; a Swarm node's address)."""
+def space_route(
+    host: str, port: int, private: bool, address: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> dict:
+    """`address`: where the instance answers (127.0.0.1 locally; a Swarm node's address). `headers`:
+    what every response of the host carries, over the app's own (Build.response_headers)."""
     handle = [_forward_auth()] if private else []
     # A platform token sent along (gradio_client's hf_token) never reaches a space's code.
     handle.append({"handler": "headers", "request": {"delete": ["Authorization", "X-Hf-Authorization"]}})
+    if headers:
+        # Deferred: set when the app's answer is written, so they replace the app's own.
+        response = {"set": {name: [value] for name, value in sorted(headers.items())}, "deferred": True}
+        handle.append({"handler": "headers", "response": response})
     handle.append(_proxy(f"{address}:{port}"))
     return {"match": [{"host": [host]}], "handle": handle, "terminal": True}
 

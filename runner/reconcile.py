@@ -82,6 +82,12 @@ def _address(space: Space) -> str:
         return "127.0.0.1"
 
 
+def _headers(build) -> dict[str, str]:
+    """The build's response headers (custom_headers, disable_embedding's frame rule); read from the
+    config its push recorded, never from git, since every pass computes the routes."""
+    return build.response_headers() if build is not None and build.config else {}
+
+
 def fair_order(rows: list[tuple[int, int]]) -> list[int]:
     """Space ids, one owner's at a time in turn (each owner's oldest first): the pool takes work in
     this order, so an owner with a hundred spaces delays another owner's one by one slot, not 100."""
@@ -538,18 +544,23 @@ class Runner:
             spaces = (
                 Space.objects.filter(port__isnull=False)
                 .exclude(container_id="")
-                .select_related("runtime")
+                .select_related("runtime", "deployed_build")
                 .order_by("subdomain")
             )
-            routes = [caddy.space_route(s.host, s.port, s.is_private, _address(s)) for s in spaces]
+            routes = [
+                caddy.space_route(s.host, s.port, s.is_private, _address(s), _headers(s.deployed_build))
+                for s in spaces
+            ]
             serving = (
                 Deployment.objects.filter(port__isnull=False)
                 .exclude(container_id="")
-                .select_related("space")
+                .select_related("space", "build")
                 .order_by("label")
             )
             routes += [
-                caddy.space_route(d.host, d.port, d.space.is_private, d.address or "127.0.0.1")
+                caddy.space_route(
+                    d.host, d.port, d.space.is_private, d.address or "127.0.0.1", _headers(d.build)
+                )
                 for d in serving
             ]
             return self.admin.ensure(caddy.config(routes))

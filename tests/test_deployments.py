@@ -6,7 +6,8 @@ from django.conf import settings
 from gradio_client import Client
 
 from spacedock.accounts.models import AccessToken
-from spacedock.spaces.models import Build, Deployment, Space
+from spacedock.spaces.config import SpaceConfig
+from spacedock.spaces.models import Build, Deployment, Space, site_origin
 from tests.runner_fixtures import DOCKER, deployed, publish, wait_for  # noqa: F401
 
 
@@ -33,7 +34,11 @@ def test_a_pin_and_a_preview_serve_their_own_builds_sleep_and_wake(runner, proxy
     preview = Deployment.objects.create(
         space=space, kind="preview", branch="try", label=Deployment.preview_label(space, "try")
     )
-    branch = Build.objects.create(space=space, commit_sha=os.urandom(20).hex(), ref="refs/heads/try")
+    # The branch's README says disable_embedding: its host, and only its, tells browsers so.
+    config = SpaceConfig(disable_embedding=True, custom_headers={"cross-origin-opener-policy": "same-origin"})
+    branch = Build.objects.create(
+        space=space, commit_sha=os.urandom(20).hex(), ref="refs/heads/try", config=config.as_dict()
+    )
     assert branch.start()
     branch.succeed(images.hello)
     runner.converge()
@@ -48,6 +53,10 @@ def test_a_pin_and_a_preview_serve_their_own_builds_sleep_and_wake(runner, proxy
     assert Client(proxy.url(space), verbose=False).predict("Ada", api_name="/predict") == "Howdy, Ada!"
     preview_url = f"http://{preview.host}:{proxy.port}/"
     assert Client(preview_url, verbose=False).predict("Ada", api_name="/predict") == "Hello, Ada!"
+    framed = proxy.get(preview.host).headers
+    assert framed["Content-Security-Policy"] == f"frame-ancestors {site_origin()}"
+    assert framed["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert "Content-Security-Policy" not in proxy.get(space.host).headers
 
     # A visit to the pin's host wakes the pin alone.
     woken = proxy.get(pin.host)
