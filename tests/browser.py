@@ -1,6 +1,9 @@
 """Headless Chromium for the browser tests: Debian's binary, driven by Playwright."""
 
+import http.server
 import os
+import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,12 @@ def sign_in(page, base_url: str, username: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button:has-text('Sign in')")
     page.wait_for_url(lambda url: "/login" not in url)
+
+
+def outside_site(folder, html: str) -> tuple[str, http.server.ThreadingHTTPServer]:
+    """Another site, as a paper's page would be: 127.0.0.1 on a port of its own."""
+    (folder / "paper.html").write_text(html)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{site.server_address[1]}/paper.html", site

@@ -4,11 +4,14 @@ import os
 
 from django.conf import settings
 from gradio_client import Client
+from playwright.sync_api import expect
 
 from spacedock.accounts.models import AccessToken
 from spacedock.spaces.config import SpaceConfig
+from spacedock.spaces.embed import pinned_embed_page
 from spacedock.spaces.models import Build, Deployment, Space, site_origin
-from tests.runner_fixtures import DOCKER, deployed, publish, wait_for  # noqa: F401
+from tests.browser import outside_site
+from tests.runner_fixtures import DOCKER, deployed, publish, runner_loop, wait_for
 
 
 def deployment_containers(space: Space) -> list[str]:
@@ -22,7 +25,9 @@ def deployment_containers(space: Space) -> list[str]:
     return out.split()
 
 
-def test_a_pin_and_a_preview_serve_their_own_builds_sleep_and_wake(runner, proxy, images, resolve_localhost):
+def test_a_pin_and_a_preview_serve_their_own_builds_sleep_and_wake(
+    runner, proxy, images, resolve_localhost, browser, tmp_path
+):
     """v1 pinned, v2 pushed: the space serves v2 and the pin host v1; a branch's preview serves its
     build beside them; an idle pin sleeps (no container) and a visit wakes it; a private space's pin
     and preview hosts ask the same gate; deleting the branch and unpinning remove their containers."""
@@ -85,8 +90,21 @@ def test_a_pin_and_a_preview_serve_their_own_builds_sleep_and_wake(runner, proxy
         settings.DEPLOYMENT_SLEEP_TIME = 900
     runner.converge()
     assert Deployment.objects.get(pk=pin.pk).container_id == ""
-    assert proxy.get(pin.host).headers["X-Spacedock-Wake"] == "APP_STARTING"
-    runner.converge()
+    # A paper's page frames the pinned embed in Chromium: the visit wakes the pin, the page moves on
+    # to the app by itself, and it is v1 that answers.
+    url, site = outside_site(tmp_path, f'<iframe id="paper" src="{pinned_embed_page(space, v1)}"></iframe>')
+    page = browser.new_page()
+    try:
+        with runner_loop(runner):
+            page.goto(url)
+            app = page.frame_locator("#paper").frame_locator("iframe")
+            app.get_by_role("button", name="Greet").wait_for(timeout=60_000)
+            app.get_by_role("textbox").first.fill("Ada")
+            app.get_by_role("button", name="Greet").click()
+            expect(app.get_by_role("textbox").nth(1)).to_have_value("Hello, Ada!", timeout=20_000)
+    finally:
+        page.close()
+        site.shutdown()
     assert proxy.get(pin.host).status_code == 200
     assert Space.objects.get(pk=space.pk).stage == "RUNNING"  # the space never slept or moved
 

@@ -3,23 +3,11 @@
 frame-ancestors names only the platform), while the platform's own space page still frames it;
 `custom_headers` reach the app's responses through Caddy."""
 
-import http.server
-import threading
-from functools import partial
-
 from django.conf import settings
 
 from spacedock.spaces.models import Build, Space
+from tests.browser import outside_site
 from tests.runner_fixtures import deployed, wait_for
-
-
-def outside_site(folder, html: str) -> tuple[str, http.server.ThreadingHTTPServer]:
-    """Another site, as a paper's page would be: 127.0.0.1 on a port of its own."""
-    (folder / "paper.html").write_text(html)
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{site.server_address[1]}/paper.html", site
 
 
 def test_disable_embedding_is_enforced_by_the_browser(runner, proxy, images, server, browser, tmp_path):

@@ -80,6 +80,10 @@ def test_an_exported_pinned_build_comes_back_after_its_space_and_images_are_gone
     assert labels[LABEL_INSTANCE] == settings.INSTANCE and labels[LABEL_SPACE] == str(restored.space_id)
     runner.converge()
     assert proxy.get(restored.space.host, "/").text == "v1 on port 7860"
+    # The host the paper cites serves it again: the first visit wakes the pin's own deployment.
+    assert proxy.get(restored.pinned_host, "/").headers["X-Spacedock-Wake"] == "APP_STARTING"
+    runner.converge()
+    assert proxy.get(restored.pinned_host, "/").text == "v1 on port 7860"
 
     clone = tmp_path / "clone"
     cloned = subprocess.run(
