@@ -307,6 +307,8 @@ def test_runner_process_converges_after_kill_and_caddy_restart(
     from tests.runner_fixtures import ROOT, process_env, runner_env, start_caddy  # noqa: F401
 
     space = deployed("eve", "steady", images.hello)
+    v1 = space.deployed_build
+    v1.pin()  # a paper cites v1: its pin must outlive every restart below
     log = tmp_path / "runner.log"
 
     def start_runner():
@@ -361,6 +363,17 @@ def test_runner_process_converges_after_kill_and_caddy_restart(
         space.refresh_from_db()
         assert docker_ids(space.pk) == [space.container_id[:12]]
         assert proxy.get(space.host, "/config").status_code == 200
+
+        # The pin, asleep through all of that, wakes on the paper's visit and still serves v1.
+        v1.refresh_from_db()
+        assert proxy.get(v1.pinned_host, "/").headers["X-Spacedock-Wake"] in ("SLEEPING", "APP_STARTING")
+        wait_for(lambda: proxy.get(v1.pinned_host, "/config").status_code == 200, 60, what="the pin awake")
+        pinned = Client(f"http://{v1.pinned_host}:{proxy.port}/", verbose=False)
+        assert pinned.predict("Eve", api_name="/predict") == "Hello, Eve!"
+        v1.unpin()
+        wait_for(
+            lambda: docker_ids(space.pk) == [space.container_id[:12]], 30, what="the pin's container gone"
+        )
 
         # SIGTERM: a clean stop; pausing afterwards is done by the next runner.
         proc.terminate()
