@@ -94,8 +94,10 @@ def demos(server, worker, django_db_blocker, tmp_path_factory) -> dict[str, Demo
             sha = repo.commit(f"the {name} demo")
             if name == "secret":
                 # The author sets the secret before the first build, as the Hub's settings page allows:
-                # a first push to another branch creates the space without building it.
-                repo.git("push", server.git_url(OWNER, name, token), "main:setup")
+                # a first push of a tag creates the space without building it (a branch would build
+                # its preview).
+                repo.git("tag", "setup")
+                repo.git("push", server.git_url(OWNER, name, token), "refs/tags/setup")
                 answer = requests.post(
                     f"{server.url}/api/spaces/{OWNER}/{name}/secrets",
                     json={"key": "SIGNING_KEY", "value": SECRET_KEY_VALUE},
