@@ -39,6 +39,15 @@ gr.Interface(digest, "text", "text").launch()
 """
 
 
+def running(name: str) -> Space:
+    """The space once its build and start have ended, asserted RUNNING (else its message)."""
+    settled = ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR")
+    wait_for(lambda: Space.objects.get(name=name).stage in settled, 900, what=f"{name} to run")
+    space = Space.objects.get(name=name)
+    assert space.stage == "RUNNING", space.stage_message
+    return space
+
+
 def test_the_app_reads_the_lfs_objects_bytes(runner, proxy, worker, live, token_for, make_repo):
     token = token_for("alice")
     repo = make_repo({"README.md": HELLO_README, "app.py": DIGEST_APP}, commit=False)
@@ -49,13 +58,7 @@ def test_the_app_reads_the_lfs_objects_bytes(runner, proxy, worker, live, token_
     pushed = repo.push(live.git_url("alice", "digest", token))
     assert pushed.returncode == 0, pushed.stderr
     with runner_loop(runner):
-        wait_for(
-            lambda: Space.objects.get(name="digest").stage in ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"),
-            900,
-            what="the app to run",
-        )
-        space = Space.objects.get(name="digest")
-        assert space.stage == "RUNNING", space.stage_message
+        space = running("digest")
         client = Client(f"http://{space.subdomain}.localhost:{proxy.port}", verbose=False)
         for name, data in (("weights.bin", WEIGHTS), ("examples/cat.png", PNG)):
             answer = client.predict(name, api_name="/digest")
@@ -72,13 +75,7 @@ def test_upload_folder_into_an_empty_space_runs(runner, proxy, worker, live, tok
     (source / "app.py").write_text(HELLO_APP)
     api.upload_folder(repo_id="alice/uploaded", repo_type="space", folder_path=str(source))
     with runner_loop(runner):
-        wait_for(
-            lambda: Space.objects.get(name="uploaded").stage in ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"),
-            900,
-            what="the uploaded app to run",
-        )
-        space = Space.objects.get(name="uploaded")
-        assert space.stage == "RUNNING", space.stage_message
+        space = running("uploaded")
         assert api.get_space_runtime("alice/uploaded").stage == "RUNNING"
         client = Client(f"http://{space.subdomain}.localhost:{proxy.port}", verbose=False)
         assert client.predict("Ada", api_name="/greet") == "Hello, Ada!"
@@ -159,13 +156,7 @@ def test_a_hub_space_with_lfs_examples_runs_unchanged(runner, proxy, worker, liv
     pushed = repo.push(live.git_url("alice", "image_mod", token))
     assert pushed.returncode == 0, pushed.stderr
     with runner_loop(runner):
-        wait_for(
-            lambda: Space.objects.get(name="image_mod").stage in ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"),
-            900,
-            what="the demo to run",
-        )
-        space = Space.objects.get(name="image_mod")
-        assert space.stage == "RUNNING", space.stage_message
+        space = running("image_mod")
         base = f"http://{space.subdomain}.localhost:{proxy.port}"
         config = requests.get(f"{base}/config", timeout=30).json()
         urls = re.findall(r'"url": "([^"]+/(?:cheetah1|lion)\.jpg)"', json.dumps(config))

@@ -25,7 +25,7 @@ from spacedock import buildqueues
 from spacedock.gitserver import buildtoken
 from spacedock.gitserver import repo as gitrepo
 from spacedock.spaces.models import Build, BuildState, Space
-from tests.conftest import ROOT, _wait_for_log, process_env, wait_until
+from tests.conftest import ROOT, _queue_exists, _wait_for_log, process_env, wait_until
 
 BIN = os.urandom(100_000)
 SITE = {"README.md": "---\ntitle: Remote\nsdk: static\n---\n", "index.html": "<h1>Built elsewhere</h1>\n"}
@@ -145,7 +145,7 @@ def remote_worker(server, docker_proxy, tmp_path):
         for shared in ("broker", "cache"):
             (data / shared).symlink_to(settings.DATA_DIR / shared)
     with app.connection_for_write() as conn:  # builds queued by earlier runs are not ours
-        conn.default_channel.queue_purge("builds.gpu") if _declared(conn, "builds.gpu") else None
+        conn.default_channel.queue_purge("builds.gpu") if _queue_exists(conn, "builds.gpu") else None
     password = (settings.DATA_DIR / "registry" / "password").read_text().strip()
     log = tmp_path / "worker.log"
     env = process_env(
@@ -175,14 +175,6 @@ def remote_worker(server, docker_proxy, tmp_path):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def _declared(conn, queue: str) -> bool:
-    try:
-        conn.default_channel.queue_declare(queue, passive=True)
-        return True
-    except Exception:
-        return False
 
 
 def test_a_worker_without_repositories_builds_over_http_and_the_space_goes_live(
