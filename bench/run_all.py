@@ -1,7 +1,7 @@
 """Runs every benchmark in bench/ and writes bench/results/report.md with a plot.
 
     .venv/bin/python bench/run_all.py                 # every bench/bench_*.py
-    .venv/bin/python bench/run_all.py gallery build   # some of them
+    .venv/bin/python bench/run_all.py gallery build   # some of them (the others' last results stay)
     make bench
 
 Each benchmark is a script whose last line of standard output is one JSON object (see
@@ -132,7 +132,9 @@ def report(results: list[dict], plot: Path | None) -> str:
             target = figure.get("target") or ""
             shown = fmt(ratio) if ratio else ""
             lines.append(f"| {figure['name']} | {fmt(figure['value'])} | {target} | {shown} | {mark} |")
-        lines += ["", f"({result['seconds']:.0f} s to run; full output in `{result['benchmark']}.log`)", ""]
+        when = f", {result['when']}" if result.get("when") else ""
+        log = f"`{result['benchmark']}.log`"
+        lines += ["", f"({result['seconds']:.0f} s to run{when}; full output in {log})", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -174,11 +176,16 @@ def main() -> None:
     scripts = sorted(BENCH.glob("bench_*.py"))
     if args.only:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in args.only]
-    results = []
+    # Running some of them keeps the others' last results in the report (each section says when).
+    kept = RESULTS / "results.json"
+    results = json.loads(kept.read_text()) if args.only and kept.exists() else []
     for script in scripts:
         print(f"running {script.name} ...", flush=True)
-        results.append(run(script, args.timeout))
-        print(f"  {json.dumps(results[-1])[:300]}", flush=True)
+        result = run(script, args.timeout)
+        result["when"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        results = [r for r in results if r.get("benchmark") != result["benchmark"]] + [result]
+        print(f"  {json.dumps(result)[:300]}", flush=True)
+    results.sort(key=lambda r: r.get("benchmark", ""))
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot = draw(results, RESULTS / "report.png")
     (RESULTS / "report.md").write_text(report(results, plot))

@@ -6,36 +6,42 @@
 #   deploy/swarm-lab.sh down     # stops them and removes every trace (namespaces, links, data)
 #   deploy/swarm-lab.sh kill I   # kill -9 node I's dockerd and containerd (a node that dies)
 #
-# Node I lives in network namespace $LAB-nI, reached from the host over a bridge ($LAB-br,
-# 198.18.210.1/24) at 198.18.210.(10+I). Each engine has its own data root, exec root, socket
-# (unix://$RUN/I/docker.sock), pidfile, bridge (198.18.(210+I).1/24) and address pool, none of
-# which overlaps the main engine's (198.18.0.0/24, 198.19.0.0/16) or the build engine's
-# (198.18.64.0/24, 198.18.128.0/18, 198.18.250.0/30); the swarm's overlay pool is 198.18.240.0/21.
+# With NET the lab's network base (210 unless told), node I lives in network namespace $LAB-nI,
+# reached from the host over a bridge ($LAB-br, 198.18.NET.1/24) at 198.18.NET.(10+I). Each engine
+# has its own data root, exec root, socket (unix://$RUN/I/docker.sock), pidfile, bridge
+# (198.18.(NET+I).1/24) and address pool (198.18.(NET+14+2I).0/23); the swarm's overlay pool is
+# 198.18.(NET+30).0/21. With 210 (the tests') that is 198.18.210.0-247.255, with 18 (the bench's)
+# 198.18.18.0-55.255: none of it the main engine's (198.18.0.0/24, 198.19.0.0/16) or the build
+# engine's (198.18.64.0/24, 198.18.128.0/18, 198.18.250.0/30), nor the other lab's, so a bench and
+# a test run each have a lab of their own at the same time (with different names).
 # The nodes pull only from Spacedock's registry: inside each namespace 127.0.0.1:<registry port>
 # forwards to the host's registry (localhost needs no TLS), so image names stay as the builder
 # writes them (<registry>/<repository>@sha256:...).
 #
 # Environment: SPACEDOCK_SWARM_LAB (name prefix, at most 5 characters) [sdsw],
+#              SPACEDOCK_SWARM_LAB_NET (network base: even, NET+30 a multiple of 8) [210],
 #              SPACEDOCK_REGISTRY (host:port of the registry) [127.0.0.1:8082].
 # Prints, on `up`, one line per node: "node <I> <address> unix://<socket>".
 set -euo pipefail
 
 LAB=${SPACEDOCK_SWARM_LAB:-sdsw}
+NET=${SPACEDOCK_SWARM_LAB_NET:-210}
 REGISTRY=${SPACEDOCK_REGISTRY:-127.0.0.1:8082}
 REG_PORT=${REGISTRY##*:}
 RUN=/run/$LAB
 DATA=/var/lib/$LAB
 BR=$LAB-br
-HOST_ADDR=198.18.210.1
+HOST_ADDR=198.18.$NET.1
 DOCKER=/usr/bin/docker
 [[ -x $DOCKER ]] || DOCKER=docker
 
 log() { printf 'swarm-lab: %s\n' "$*" >&2; }
 die() { printf 'swarm-lab: ERROR: %s\n' "$*" >&2; exit 1; }
+((NET % 2 == 0 && (NET + 30) % 8 == 0 && NET + 37 < 256)) || die "SPACEDOCK_SWARM_LAB_NET=$NET: even, NET+30 a multiple of 8"
 [[ $(id -u) -eq 0 ]] || die "run as root: it makes network namespaces and starts engines"
 command -v socat >/dev/null || die "socat is missing (apt-get install socat)"
 
-node_addr() { echo "198.18.210.$((10 + $1))"; }
+node_addr() { echo "198.18.$NET.$((10 + $1))"; }
 sock() { echo "unix://$RUN/$1/docker.sock"; }
 d() { local i=$1; shift; "$DOCKER" -H "$(sock "$i")" "$@"; }
 
@@ -62,8 +68,8 @@ start_node() {
     # --no-new-privileges: Swarm's container spec cannot ask for it on this engine version.
     setsid nohup nsenter --net="/run/netns/$ns" dockerd \
         --host "$(sock "$i")" --data-root "$DATA/$i/root" --exec-root "$RUN/$i/exec" \
-        --pidfile "$RUN/$i/docker.pid" --bip "198.18.$((210 + i)).1/24" \
-        --default-address-pool "base=198.18.$((224 + 2 * i)).0/23,size=24" \
+        --pidfile "$RUN/$i/docker.pid" --bip "198.18.$((NET + i)).1/24" \
+        --default-address-pool "base=198.18.$((NET + 14 + 2 * i)).0/23,size=24" \
         --cgroup-parent "/$LAB-$i" --no-new-privileges --userland-proxy=false \
         --config-file "$RUN/$i/daemon.json" --log-level warn \
         >"$RUN/$i/dockerd.log" 2>&1 </dev/null &
@@ -92,7 +98,7 @@ up() {
     for ((i = 1; i <= n; i++)); do start_node "$i"; done
     for ((i = 1; i <= n; i++)); do wait_node "$i"; done
     d 1 swarm init --advertise-addr "$(node_addr 1)" --listen-addr "$(node_addr 1):2377" \
-        --default-addr-pool 198.18.240.0/21 --default-addr-pool-mask-length 24 \
+        --default-addr-pool "198.18.$((NET + 30)).0/21" --default-addr-pool-mask-length 24 \
         --dispatcher-heartbeat 2s >/dev/null
     local token
     token=$(d 1 swarm join-token -q worker)

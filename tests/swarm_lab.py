@@ -2,8 +2,8 @@
 Spacedock's registry for it to pull.
 
 The nodes are extra engines in network namespaces this fixture creates (198.18.210.0/24, none of
-the main or build engine's ranges); the swarm's manager is the first of them, never the shared
-main engine. Everything goes at the end, whatever the tests did to the nodes.
+the main or build engine's ranges, nor the bench's lab's); the swarm's manager is the first of
+them, never the shared main engine. Everything goes at the end, whatever the tests did to the nodes.
 """
 
 import subprocess
@@ -56,10 +56,14 @@ class Lab:
         )
 
 
-def script(*args: str) -> str:
+def script(*args: str, lab: str = LAB, net: int = 210) -> str:
+    """deploy/swarm-lab.sh; the bench's lab has another name and network base than the tests', so
+    a bench and a test run never take down each other's nodes."""
     result = subprocess.run(
         ["bash", "deploy/swarm-lab.sh", *args], cwd=ROOT, capture_output=True, text=True, timeout=180,
-        env=process_env(SPACEDOCK_SWARM_LAB=LAB, SPACEDOCK_REGISTRY=settings.REGISTRY),
+        env=process_env(
+            SPACEDOCK_SWARM_LAB=lab, SPACEDOCK_SWARM_LAB_NET=str(net), SPACEDOCK_REGISTRY=settings.REGISTRY
+        ),
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"swarm-lab.sh {' '.join(args)} failed:\n{result.stderr[-3000:]}")
