@@ -4,7 +4,7 @@ import os
 import socket
 from datetime import timedelta
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -44,3 +44,27 @@ class Runtime(models.Model):
     @classmethod
     def release_all(cls, runner_id: str = RUNNER_ID) -> None:
         cls.objects.filter(claimed_by=runner_id).update(claimed_by="", claimed_until=None)
+
+
+class Adoption(models.Model):
+    """A warm pool container that a space (or its pin or preview) adopted (runner/pool.py).
+
+    Docker cannot change a running container's labels, so the labels it would have been started
+    with live here, by its id, and the local backend reads them as its own. Making the row is the
+    claim: of two runners that pick one idle container, one adopts it.
+    """
+
+    container_id = models.CharField(max_length=64, primary_key=True)
+    # Not a foreign key: a deleted space's container is an orphan the runner removes as any other.
+    space_id = models.IntegerField(db_index=True)
+    labels = models.JSONField()
+    adopted_at = models.DateTimeField(default=timezone.now)
+
+    @classmethod
+    def claim(cls, container_id: str, space_id: int, labels: dict) -> bool:
+        try:
+            with transaction.atomic():
+                cls.objects.create(container_id=container_id, space_id=space_id, labels=labels)
+            return True
+        except IntegrityError:
+            return False

@@ -11,6 +11,10 @@ LABEL_SPACE = "spacedock.space"  # Space.pk
 LABEL_BUILD = "spacedock.build"  # Build.pk
 LABEL_COMMIT = "spacedock.commit"  # the commit built
 LABEL_SDK = "spacedock.sdk"  # a shared SDK image: "gradio-<version>"
+# On a space's image: the pool image (the SDK image as this instance's runtime engine has it, by
+# digest) it is made of plus its own files alone, so a warm pool container may run it; "" when it
+# is not (its own requirements, packages, another sdk). On a warm pool container: the pool image.
+LABEL_POOL = "spacedock.pool"
 # Containers
 LABEL_TARGET = "spacedock.target"  # "<image>@<generation>": what the container was started to run
 LABEL_GENERATION = "spacedock.generation"  # Space.generation when it started

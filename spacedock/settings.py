@@ -374,6 +374,14 @@ RUN_MEMORY_MB = envint("SPACEDOCK_RUN_MEMORY_MB", "4096")
 RUN_CPUS = float(envstr("SPACEDOCK_RUN_CPUS", "2"))
 RUN_PIDS = envint("SPACEDOCK_RUN_PIDS", "1024")
 RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
+# The warm interpreter pool (runner/pool.py): per SDK image in use, idle containers that have imported
+# Gradio, which a space made of that image and its own files adopts instead of starting cold. On by
+# default: it is what makes a deep-sleeping space wake in about a second, for one idle container's
+# memory per Gradio version in use; the local backend only.
+WARM_POOL = envbool("SPACEDOCK_WARM_POOL", "true")
+WARM_POOL_SIZE = envint("SPACEDOCK_WARM_POOL_SIZE", "1")
+if WARM_POOL_SIZE < 0:
+    raise ImproperlyConfigured(f"SPACEDOCK_WARM_POOL_SIZE={WARM_POOL_SIZE}: expected 0 or more")
 # The engine's OCI runtime for spaces: empty for its default (runc), "runsc" for gVisor where registered.
 CONTAINER_RUNTIME = envstr("SPACEDOCK_RUNTIME", "")
 STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
