@@ -1,4 +1,4 @@
-"""Runtime benchmark: push-to-live for a code-only change, Caddy's overhead, wake from sleep.
+"""Runtime benchmark: push-to-live for a code-only change, Caddy's overhead, wake from either sleep tier.
 
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/bench_runtime.py [--rounds 5] [--seconds 10]
 
@@ -11,8 +11,14 @@ set), and reports medians:
   Caddy at the subdomain; target < 8 s.
 - requests per second through Caddy against the same container directly, driven by wrk
   (target ratio >= 0.9).
-- wake from sleep: first request to a sleeping space until the app answers through Caddy,
+- wake from frozen: first request to a frozen space (its container paused) until the app answers
+  through Caddy (target < 0.3 s, the issue's figure for a recently used space).
+- wake from deep sleep: the same for a space whose container is gone (frozen past
+  SPACEDOCK_DEEP_SLEEP_SECONDS: the bench backdates `frozen_at` instead of waiting an hour),
   against `docker run` of the same image until it first answers (target within 1.3x).
+- memory of a frozen space and of a deep-sleeping one, read from the container's memory cgroup
+  (`memory.usage_in_bytes` or `memory.current`); a deep-sleeping space has no container, hence no
+  cgroup: 0.
 - with --browser, wake as a visitor sees it: Chromium opens the sleeping space's address and is
   timed until the app's own page has drawn its first button (the wake page in between moves on
   by itself), next to the same in an already running space (the app's own page load).
@@ -28,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +52,9 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
+from runner.models import Runtime  # noqa: E402
 from spacedock.accounts.models import AccessToken  # noqa: E402
 from spacedock.spaces import stages  # noqa: E402
 from spacedock.spaces.models import Space  # noqa: E402
@@ -120,6 +129,35 @@ def bare_port(cid: str) -> str:
             f"bare container {cid[:12]} published no port ({state.strip()}):\n{logs.stdout}{logs.stderr}"
         )
     return out[0].rsplit(":", 1)[1]
+
+
+def freeze(space) -> str:
+    """What the runner does after the sleep time, once the space is RUNNING: frozen. Its container's id."""
+    rf.wait_for(lambda: stages.sleep(space), 30, what="RUNNING, then asleep")
+    rf.wait_for(lambda: Runtime.objects.filter(pk=space.pk, sleep_tier="frozen").exists(), 60, what="frozen")
+    return subprocess.run(
+        [rf.DOCKER, "ps", "-q", "--no-trunc", "--filter", f"label=spacedock.space={space.pk}",
+         "--filter", f"label=spacedock.instance={settings.INSTANCE}", "--filter", "status=paused"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def deep_sleep(space) -> str:
+    """Frozen, then past SPACEDOCK_DEEP_SLEEP_SECONDS (backdated, not waited for): removed. The id
+    of the container it had."""
+    cid = freeze(space)
+    an_hour_ago = timezone.now() - timedelta(seconds=settings.DEEP_SLEEP_SECONDS + 1)
+    Runtime.objects.filter(pk=space.pk).update(frozen_at=an_hour_ago)
+    rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="deep asleep")
+    return cid
+
+
+def woken(proxy: str, host: str) -> float:
+    """The visit that wakes it, until the app answers through Caddy."""
+    began = time.monotonic()
+    requests.get(proxy + "/", headers={"Host": host}, timeout=10)
+    rf.wait_for(lambda: answers(proxy + "/config", host), 120, 0.05, what="awake")
+    return time.monotonic() - began
 
 
 def main() -> None:
@@ -197,16 +235,13 @@ def main() -> None:
             finally:
                 place(space.container_id, caddy_proc.pid, app=f"0-{cpus - 1}", rest=f"0-{cpus - 1}")
 
-        wake, bare = [], []
+        wake, bare, thawed, frozen_mb, deep_mb = [], [], [], [], []
         image = space.deployed_build.image
         for i in range(opts.rounds):
-            # What the runner does after the sleep time, once the space is RUNNING.
-            rf.wait_for(lambda: stages.sleep(space), 30, what="RUNNING, then asleep")
-            rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="asleep")
-            began = time.monotonic()
-            requests.get(proxy + "/", headers={"Host": host}, timeout=10)  # the visit that wakes it
-            rf.wait_for(lambda: answers(proxy + "/config", host), 120, 0.05, what="awake")
-            wake.append(time.monotonic() - began)
+            frozen_mb.append(rf.cgroup_memory(freeze(space)) / 2**20)
+            thawed.append(woken(proxy, host))
+            deep_mb.append(rf.cgroup_memory(deep_sleep(space)) / 2**20)
+            wake.append(woken(proxy, host))
             began = time.monotonic()
             cid = subprocess.run(
                 [rf.DOCKER, "run", "-d", "-p", "127.0.0.1::7860", image],
@@ -220,7 +255,11 @@ def main() -> None:
                 bare.append(time.monotonic() - began)
             finally:
                 subprocess.run([rf.DOCKER, "rm", "-f", cid], capture_output=True)
-            print(f"  wake round {i}: {wake[-1]:.2f} s, bare docker run {bare[-1]:.2f} s", flush=True)
+            print(
+                f"  wake round {i}: from frozen {thawed[-1]:.3f} s ({frozen_mb[-1]:.0f} MB held), "
+                f"from deep sleep {wake[-1]:.2f} s ({deep_mb[-1]:.0f} MB), bare docker run {bare[-1]:.2f} s",
+                flush=True,
+            )
 
         seen = browser_wakes(space, host, opts.rounds) if opts.browser else {}
 
@@ -232,7 +271,10 @@ def main() -> None:
         print(f"requests/s through Caddy / direct, median ratio of pairs: {ratio:.2f}  (target >= 0.9)")
         if pinned:
             print(f"  the same with the app on its own core: {statistics.median(pinned):.2f}")
-        print(f"wake from sleep, median: {statistics.median(wake):.2f} s vs bare docker run "
+        frozen, deep = statistics.median(frozen_mb), statistics.median(deep_mb)
+        print(f"wake from frozen, median: {statistics.median(thawed):.3f} s  (target < 0.3 s); "
+              f"memory frozen {frozen:.0f} MB, deep asleep {deep:.0f} MB")  # fmt: skip
+        print(f"wake from deep sleep, median: {statistics.median(wake):.2f} s vs bare docker run "
               f"{statistics.median(bare):.2f} s = {wake_ratio:.2f}x  (target <= 1.3x)")  # fmt: skip
         figures = [
             {"name": "push-to-live, code-only change (s, median)", "value": median_live, "target": "< 8"},
@@ -246,7 +288,10 @@ def main() -> None:
                 }
             )
         figures += [
-            {"name": "wake from sleep (s, median)", "value": statistics.median(wake)},
+            {"name": "wake from frozen (s, median)", "value": statistics.median(thawed), "target": "< 0.3"},
+            {"name": "memory of a frozen space (MB, cgroup, median)", "value": frozen},
+            {"name": "memory of a deep-sleeping space (MB, cgroup)", "value": deep},
+            {"name": "wake from deep sleep (s, median)", "value": statistics.median(wake)},
             {"name": "bare docker run to first answer (s, median)", "value": statistics.median(bare)},
             {"name": "wake / bare docker run", "value": wake_ratio, "target": "<= 1.3"},
         ]
@@ -271,6 +316,9 @@ def main() -> None:
                 "proxy_ratios": pairs,
                 "pinned_ratios": pinned,
                 "wake": wake,
+                "wake_frozen": thawed,
+                "frozen_mb": frozen_mb,
+                "deep_mb": deep_mb,
                 "bare": bare,
                 **{name: samples for name, samples in seen.items()},
             },
@@ -303,8 +351,7 @@ def browser_wakes(space, host: str, rounds: int) -> dict[str, list[float]]:
             for i in range(rounds):
                 for samples, sleeping in ((asleep, True), (awake, False)):
                     if sleeping:
-                        rf.wait_for(lambda: stages.sleep(space), 30, what="RUNNING, then asleep")
-                        rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="asleep")
+                        deep_sleep(space)
                     page = chromium.new_page()  # a new page each time: nothing cached in memory
                     began = time.monotonic()
                     page.goto(f"http://{host}/")
@@ -314,7 +361,7 @@ def browser_wakes(space, host: str, rounds: int) -> dict[str, list[float]]:
                 print(f"  browser round {i}: asleep {asleep[-1]:.2f} s, awake {awake[-1]:.2f} s", flush=True)
         finally:
             chromium.close()
-    return {"browser: asleep to the app's button": asleep, "browser: a running app's button": awake}
+    return {"browser: deep asleep to the app's button": asleep, "browser: a running app's button": awake}
 
 
 if __name__ == "__main__":

@@ -202,6 +202,31 @@ def remove(container_id: str) -> None:
             raise
 
 
+def pause(container_id: str) -> None:
+    """Freezes every process of the container (the cgroup freezer): no CPU, its memory kept."""
+    with errors(f"pausing {container_id[:12]}"):
+        client().api.pause(container_id)
+
+
+def unpause(container_id: str) -> None:
+    with errors(f"unpausing {container_id[:12]}"):
+        client().api.unpause(container_id)
+
+
+def memory(container_id: str) -> int:
+    """The bytes the container's cgroup holds, from the engine's stats (memory_stats.usage:
+    memory.usage_in_bytes on cgroup v1, memory.current on v2); 0 when it is gone. One sample
+    (one_shot), not the stats stream's two a second apart."""
+    try:
+        with errors(f"reading the memory of {container_id[:12]}"):
+            stats = client().api.stats(container_id, stream=False, one_shot=True)
+    except RuntimeBackendError as exc:
+        if isinstance(exc.__cause__, docker.errors.NotFound):
+            return 0
+        raise
+    return int((stats.get("memory_stats") or {}).get("usage") or 0)
+
+
 def tail(container_id: str, lines: int = 30) -> str:
     try:
         with errors(f"reading the log of {container_id[:12]}"):

@@ -32,6 +32,7 @@ def instance(container) -> Instance:
 
 class LocalBackend:
     name = "local"
+    can_freeze = True
 
     def prepare(self) -> str:
         docker_runtime.ensure_network()
@@ -55,6 +56,15 @@ class LocalBackend:
 
     def tail(self, instance_id: str, lines: int = 30) -> str:
         return docker_runtime.tail(instance_id, lines)
+
+    def freeze(self, instance_id: str) -> None:
+        docker_runtime.pause(instance_id)
+
+    def thaw(self, instance_id: str) -> None:
+        docker_runtime.unpause(instance_id)
+
+    def memory(self, instance_id: str) -> int:
+        return docker_runtime.memory(instance_id)
 
     def exit_code(self, instance: Instance) -> int | None:
         if instance.restart_count == 0:
