@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runner", "0002_runtime_address_placement"),
+        ("runner", "0003_runtime_sleep_tier"),
     ]
 
     operations = [
