@@ -66,6 +66,8 @@ class Instance:
     node: str = ""  # the node it runs on (swarm)
     # Why it cannot be placed at all (swarm: no node matches its constraints or has the memory).
     unschedulable: str = ""
+    # A warm pool container the space adopted (runner/pool.py), not one started for it.
+    warm: bool = False
     # It serves on a node that is going away (drained, or down): the runner starts a successor
     # elsewhere, as for a new version, and retires this one once the successor is routed.
     moving: bool = False
@@ -109,6 +111,10 @@ class Backend(Protocol):
     def run(self, spec: Spec) -> Instance: ...
 
     def stop(self, instance_id: str) -> None: ...
+
+    def warm(self) -> None:
+        """Keeps the warm pool as the spaces need it (the local backend's, runner/pool.py); called in
+        the background every pass, it does its work every few seconds or after an adoption."""
 
     def remove(self, instance_id: str) -> None:
         """Stops and removes; one already gone is fine."""

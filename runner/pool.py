@@ -14,20 +14,21 @@ Gradio, one of which a space adopts instead of starting a container cold (docs/a
   any visitor's request, and removes what no space needs and what was left half-made.
 """
 
+import io
 import json
 import logging
+import tarfile
 import threading
-import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from django.conf import settings
 
-from runner import docker_pool
+from runner import docker_runtime
 from runner.backend import RuntimeBackendError, Spec
 from runner.models import Adoption
 from runner.pool_agent import ADOPT, FOLDER, READY
-from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_POOL, LABEL_SPACE, LABEL_TARGET
+from spacedock.labels import LABEL_POOL
 from spacedock.spaces.models import Deployment, Space
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,9 @@ def plan(spec: Spec) -> Plan | None:
     """The plan for a space that may adopt a pool container, or None: it starts cold."""
     if not enabled() or spec.mounts or spec.gpus or spec.app_port != POOL_PORT:
         return None
-    app = docker_pool.image(spec.image)
+    app = docker_runtime.inspect_image(spec.image)
     pool_image = ((app or {}).get("Config", {}).get("Labels") or {}).get(LABEL_POOL)
-    base = docker_pool.image(pool_image) if pool_image else None
+    base = docker_runtime.inspect_image(pool_image) if pool_image else None
     if app is None or base is None:
         return None
     # The builder's word, checked: the pool image's layers and one more, the app's files.
@@ -76,20 +77,15 @@ def plan(spec: Spec) -> Plan | None:
     return Plan(pool_image=pool_image, argv=list(argv), workdir=workdir, env=image_env(app))
 
 
-def spec_labels(spec: Spec) -> dict[str, str]:
-    """The labels the space's container would have been started with (docker_runtime.run's)."""
-    return {
-        LABEL_INSTANCE: settings.INSTANCE,
-        LABEL_SPACE: str(spec.space_id),
-        LABEL_TARGET: spec.target,
-        LABEL_GENERATION: str(spec.generation),
-        **spec.labels,
-    }
-
-
-def run_ids() -> tuple[int, int]:
+def private_file(name: str, data: bytes) -> bytes:
+    """A tar archive of one file that only the spaces' user can read."""
     uid, _, gid = settings.RUN_USER.partition(":")
-    return int(uid), int(gid or uid)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid = len(data), 0o600, int(uid), int(gid or uid)
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 # -- idle containers --------------------------------------------------------------------------
@@ -100,7 +96,7 @@ _lock = threading.Lock()
 
 
 def is_idle(container) -> bool:
-    return container.name.startswith(docker_pool.pool_name())
+    return container.name.startswith(docker_runtime.pool_prefix())
 
 
 def ready(container) -> bool:
@@ -108,7 +104,7 @@ def ready(container) -> bool:
         return True
     if container.id in _waiting or container.status != "running":
         return False
-    if docker_pool.said(container.id, READY):  # made by a runner before this one
+    if docker_runtime.printed(container.id, READY):  # made by a runner before this one
         _ready.add(container.id)
         return True
     return False
@@ -124,7 +120,7 @@ def idle(pool_image: str) -> list:
     """Ready idle containers of one pool image, that nothing adopted."""
     found = [
         c
-        for c in docker_pool.listed()
+        for c in docker_runtime.pool_containers()
         if is_idle(c)
         and c.labels.get(LABEL_POOL) == pool_image
         and c.status == "running"
@@ -144,7 +140,7 @@ def adopt(spec: Spec) -> str | None:
     if the_plan is None:
         return None
     for container in idle(the_plan.pool_image):
-        if not Adoption.claim(container.id, spec.space_id, spec_labels(spec)):
+        if not Adoption.claim(container.id, spec.space_id, docker_runtime.spec_labels(spec)):
             continue  # another runner took it first
         try:
             hand_over(container.id, spec, the_plan)
@@ -159,32 +155,38 @@ def adopt(spec: Spec) -> str | None:
 
 
 def hand_over(container_id: str, spec: Spec, the_plan: Plan) -> None:
-    docker_pool.rename(container_id, f"{settings.INSTANCE}-{spec.name_hint}-{uuid.uuid4().hex[:6]}")
-    docker_pool.limit(container_id, spec.memory_mb, spec.cpus, spec.pids)
+    docker_runtime.rename(container_id, docker_runtime.container_name(spec))
+    docker_runtime.set_limits(container_id, spec.memory_mb, spec.cpus, spec.pids)
     workdir = PurePosixPath(the_plan.workdir)
-    docker_pool.put(container_id, str(workdir.parent), docker_pool.files_of(spec.image, str(workdir)))
+    files = docker_runtime.files_of(spec.image, str(workdir))
+    docker_runtime.put_files(container_id, str(workdir.parent), files)
     # What a fresh container of the image would have: the image's ENV, then the runner's.
     env = {**the_plan.env, **spec.env, "PORT": str(spec.app_port)}
     payload = json.dumps({"env": env, "argv": the_plan.argv, "workdir": the_plan.workdir}).encode()
-    uid, gid = run_ids()
-    archive = docker_pool.private_file(PurePosixPath(ADOPT).name, payload, uid, gid)
-    docker_pool.put(container_id, FOLDER, archive)
-    docker_pool.signal(container_id, "SIGUSR1")
+    docker_runtime.put_files(container_id, FOLDER, private_file(PurePosixPath(ADOPT).name, payload))
+    docker_runtime.send_signal(container_id, "SIGUSR1")
 
 
 def forget(container_id: str) -> None:
-    """The container goes, and its row with it."""
-    docker_pool.remove(container_id)
+    """The container goes, and its row with it (the local backend's remove, for any container)."""
+    docker_runtime.remove(container_id)
     Adoption.objects.filter(container_id=container_id).delete()
 
 
 def adopted(space_id: int | None = None) -> list[tuple[object, Adoption]]:
     """Adopted containers (one space's, or all) with their rows, running or not."""
-    rows = Adoption.objects.all() if space_id is None else Adoption.objects.filter(space_id=space_id)
-    by_id = {row.container_id: row for row in rows}
-    if not by_id:
-        return []
-    return [(c, by_id[c.id]) for c in docker_pool.listed() if c.id in by_id]
+    if space_id is None:
+        rows = {row.container_id: row for row in Adoption.objects.all()}
+        found = docker_runtime.pool_containers() if rows else []
+    else:
+        rows = {row.container_id: row for row in Adoption.objects.filter(space_id=space_id)}
+        found = [c for c in map(docker_runtime.get, rows) if c is not None]
+    return [(c, rows[c.id]) for c in found if c.id in rows]
+
+
+def space_of(container_id: str) -> int | None:
+    """The space that adopted the container, if one did."""
+    return Adoption.objects.filter(container_id=container_id).values_list("space_id", flat=True).first()
 
 
 # -- refilling --------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ _pool_of: dict[str, str] = {}  # space image (by digest) -> its pool image or ""
 def pool_image_of(ref: str) -> str:
     if ref in _pool_of:
         return _pool_of[ref]
-    attrs = docker_pool.image(ref)
+    attrs = docker_runtime.inspect_image(ref)
     found = ((attrs or {}).get("Config", {}).get("Labels") or {}).get(LABEL_POOL) or ""
     if attrs is not None and "@sha256:" in ref:  # a digest names one image for good
         _pool_of[ref] = found
@@ -209,7 +211,7 @@ def wanted() -> set[str]:
     refs = set(spaces.values_list("deployed_build__image", flat=True))
     refs |= set(Deployment.objects.exclude(build=None).values_list("build__image", flat=True))
     images = {pool_image_of(ref) for ref in refs if ref}
-    return {image for image in images if image and docker_pool.image(image) is not None}
+    return {image for image in images if image and docker_runtime.inspect_image(image) is not None}
 
 
 def refill(wait: bool = False) -> None:
@@ -227,7 +229,7 @@ def refill(wait: bool = False) -> None:
 def _refill() -> None:
     size = settings.WARM_POOL_SIZE if enabled() else 0
     images = wanted() if size else set()
-    containers = docker_pool.listed()
+    containers = docker_runtime.pool_containers()
     rows = taken_of(containers)
     counts: dict[str, int] = {}
     for container in containers:
@@ -237,7 +239,7 @@ def _refill() -> None:
         broken = container.status not in ("running", "created") or container.attrs.get("RestartCount", 0)
         if not is_idle(container) or broken or image not in images or counts.get(image, 0) >= size:
             # Renamed without a row (its space is gone), crashed, or no longer needed.
-            docker_pool.remove(container.id)
+            docker_runtime.remove(container.id)
             _ready.discard(container.id)
             continue
         counts[image] = counts.get(image, 0) + 1
@@ -249,9 +251,8 @@ def _refill() -> None:
 
 def warm(image: str) -> str:
     """Starts one pool container and a thread that marks it ready once its agent says so."""
-    container_id = docker_pool.create(
-        image, {"PORT": str(POOL_PORT), "GRADIO_SERVER_PORT": str(POOL_PORT), "SYSTEM": "spaces"}, POOL_PORT
-    )
+    env = {"PORT": str(POOL_PORT), "GRADIO_SERVER_PORT": str(POOL_PORT), "SYSTEM": "spaces"}
+    container_id = docker_runtime.run_pool(image, env, POOL_PORT)
     with _lock:
         _waiting.add(container_id)
     threading.Thread(target=_wait, args=(container_id,), daemon=True, name=f"pool-{container_id[:8]}").start()
@@ -260,7 +261,7 @@ def warm(image: str) -> str:
 
 def _wait(container_id: str) -> None:
     try:
-        if docker_pool.wait_ready(container_id, READY):
+        if docker_runtime.wait_for_line(container_id, READY):
             _ready.add(container_id)
     except RuntimeBackendError as exc:
         log.warning("pool: %s", exc)

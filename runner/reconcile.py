@@ -139,6 +139,7 @@ class Runner:
         # bucket watch restarts it when that set is no longer the right one (Runner.watch_buckets).
         self.full_mounts: dict[int, set[int]] = {}
         self.stopping = threading.Event()
+        self.warming: Future | None = None  # the warm pool's refill (backend.warm), in the background
         # Frozen spaces that go to deep sleep on this pass (Runtime.too_cold, read once per pass).
         self.cold: set[int] = set()
 
@@ -155,6 +156,8 @@ class Runner:
             self.watch_buckets()
         self.sync_proxy()
         self.remove_orphans()
+        if self.warming is None or self.warming.done():  # never on a visitor's path
+            self.warming = self.pool.submit(self._warm)
         deep_after = timedelta(seconds=settings.DEEP_SLEEP_SECONDS)
         self.cold = Runtime.too_cold(settings.FROZEN_MEMORY_MB * 2**20, deep_after)
         wanted = self.candidates()
@@ -193,6 +196,18 @@ class Runner:
         )
         rows = Space.objects.filter(wanted).order_by("pk").values_list("pk", "owner_id")
         return fair_order(list(rows))
+
+    def _warm(self) -> None:
+        try:
+            self.backend.warm()
+        except RuntimeBackendError as exc:
+            log.warning("warm pool: %s", exc)
+        except Exception:
+            log.exception("warm pool: refill failed")
+        finally:
+            close_old_connections()
+            if connection.vendor != "sqlite":
+                connection.close()
 
     def _guarded(self, space_id: int) -> None:
         try:
@@ -379,6 +394,8 @@ class Runner:
         except RuntimeBackendError as exc:
             self.fail(space, runtime, target, None, f"The container could not start: {exc}", live=live)
             return
+        if container.warm:
+            space.log_run("===== In a warm pool container: Python and Gradio already imported =====")
         self.follow_log(space, container)
         # Capped again here: a build recorded before the operator lowered the cap keeps its config.
         timeout = min(

@@ -280,6 +280,9 @@ class SwarmBackend:
             if not isinstance(exc.__cause__, docker.errors.NotFound):
                 raise
 
+    def warm(self) -> None:
+        pass  # no warm pool: a pool container would have to be on the node Swarm places a task on
+
     def freeze(self, instance_id: str) -> None:
         raise RuntimeBackendError("the swarm backend cannot freeze a space (can_freeze is False)")
 

@@ -12,11 +12,12 @@ import pytest
 from django.conf import settings
 from gradio_client import Client
 
-from runner import docker_pool, docker_runtime, pool
+from runner import docker_runtime, pool
 from runner.backend import Spec
-from runner.models import Adoption
+from runner.models import Adoption, Runtime
 from runner.pool_agent import READY
 from spacedock.labels import LABEL_POOL, LABEL_SPACE
+from spacedock.spaces.models import Space
 from tests.runner_fixtures import deployed, docker_build, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,7 +128,7 @@ def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(images, tmp
     cold = docker_runtime.run(spec_for(one, image_one))
     try:
         # A stray signal, with no environment file in place, is no adoption: the agent waits on.
-        docker_pool.signal(idle[0].id, "SIGUSR1")
+        docker_runtime.send_signal(idle[0].id, "SIGUSR1")
         started = time.monotonic()
         first, second = pool.adopt(spec_one), pool.adopt(spec_two)
         handed_over = time.monotonic() - started
@@ -141,7 +142,7 @@ def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(images, tmp
 
         views = {}
         for container_id, space in ((first, one), (second, two)):
-            port = docker_pool.get(container_id).attrs["NetworkSettings"]["Ports"]["7860/tcp"][0]["HostPort"]
+            port = docker_runtime.published_port(docker_runtime.get(container_id), 7860)
             client = wait_for(lambda port=port: _client(port), 120, every=0.5, what=space.full_name)
             views[space.pk] = client.predict("/home/user/app/app.py", api_name="/peek")
         print(f"handed over in {handed_over:.2f} s")
@@ -184,28 +185,28 @@ def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(images, tmp
     assert modes.split() == ["user", "700", "user", "600"]
     assert "Permission denied" in exec_out(first, "cat /tmp/spacedock-pool/adopt.json", "65534")
     for container_id in (first, second):
-        inspected = json.dumps(docker_pool.get(container_id).attrs)
+        inspected = json.dumps(docker_runtime.get(container_id).attrs)
         logs = docker_runtime.tail(container_id, 200)
         for secret in ("secret-of-one-5f2c", "secret-of-two-9a7e"):
             assert secret not in inspected and secret not in logs
 
     # The same user and hardening as a cold container, and the space's own limits, set live.
-    adopted_one, cold_one = docker_pool.get(first).attrs, cold.attrs
+    adopted_one, cold_one = docker_runtime.get(first).attrs, cold.attrs
     assert adopted_one["Config"]["User"] == cold_one["Config"]["User"] == settings.RUN_USER
     for key in HOST_CONFIG:
         assert adopted_one["HostConfig"][key] == cold_one["HostConfig"][key], key
     assert adopted_one["HostConfig"]["PortBindings"]["7860/tcp"][0]["HostIp"] == "127.0.0.1"
-    assert docker_pool.get(second).attrs["HostConfig"]["Memory"] == 768 * 1024 * 1024
-    top = docker_pool.get(first).top(ps_args="-o pid,uid")["Processes"]
+    assert docker_runtime.get(second).attrs["HostConfig"]["Memory"] == 768 * 1024 * 1024
+    top = docker_runtime.get(first).top(ps_args="-o pid,uid")["Processes"]
     assert {uid for _, uid in top} == {settings.RUN_USER.partition(":")[0]}
-    assert docker_pool.get(first).name.startswith(f"{settings.INSTANCE}-{one.subdomain}-")
+    assert docker_runtime.get(first).name.startswith(f"{settings.INSTANCE}-{one.subdomain}-")
 
     # Gone with its row once removed; the refill warms new ones for the pool, never reusing these.
     pool.refill(wait=True)
-    fresh = {c.id for c in docker_pool.listed() if pool.is_idle(c)}
+    fresh = {c.id for c in docker_runtime.pool_containers() if pool.is_idle(c)}
     assert len(fresh) == 2 and not fresh & {first, second}
     pool.forget(first)
-    assert docker_pool.get(first) is None and not Adoption.objects.filter(container_id=first).exists()
+    assert docker_runtime.get(first) is None and not Adoption.objects.filter(container_id=first).exists()
 
 
 def _two(found: list) -> list:
@@ -217,3 +218,44 @@ def _client(port: str):
         return Client(f"http://127.0.0.1:{port}/", verbose=False)
     except Exception:
         return None
+
+
+def test_a_deep_sleeping_space_wakes_through_caddy_in_a_warm_container(
+    runner, proxy, images, tmp_path, warm_pool, settings, resolve_localhost
+):
+    """The runner starts a space in a warm container, removes it when the space sleeps deeply (no
+    frozen tier), and a visit through Caddy wakes it in another warm one, which gradio_client calls."""
+    settings.FROZEN_MEMORY_MB = 0
+    settings.WARM_POOL_SIZE = 1
+    space = deployed("pia", "warm", adoptable_image(images, tmp_path, "warm", "marker-of-warm"))
+    space.variables.create(key="MY_SECRET", value="secret-of-warm-41d0", is_secret=True)
+    pool.refill(wait=True)
+    wait_for(lambda: pool.idle(images.sdk), 120, what="a warm pool")
+    runner.converge()
+    space.refresh_from_db()
+    first = space.container_id
+    assert space.stage == "RUNNING" and Adoption.objects.get(container_id=first).space_id == space.pk
+    run_log = "\n".join(space.run_lines.values_list("text", flat=True))
+    assert "In a warm pool container" in run_log and "secret-of-warm-41d0" not in run_log
+    seen = Client(proxy.url(space), verbose=False).predict("/home/user/app/app.py", api_name="/peek")
+    assert seen["marker"] == "marker-of-warm" and seen["secret"] == "secret-of-warm-41d0"
+    assert [i.id for i in runner.backend.instances(space.pk)] == [first]
+
+    # Asleep with no frozen tier: deep, its container and its row gone; the pool warms another.
+    Space.objects.filter(pk=space.pk).update(sleep_time=0)
+    runner.converge()
+    space.refresh_from_db()
+    assert space.stage == "SLEEPING" and Runtime.objects.get(pk=space.pk).sleep_tier == "deep"
+    assert docker_runtime.get(first) is None and not Adoption.objects.filter(container_id=first).exists()
+    assert runner.backend.instances(space.pk) == []
+    Space.objects.filter(pk=space.pk).update(sleep_time=3600)
+    wait_for(lambda: pool.idle(images.sdk), 120, what="the pool refilled")
+
+    visit = proxy.get(space.host, "/")
+    assert visit.status_code == 503 and visit.headers["X-Spacedock-Wake"] == "APP_STARTING"
+    runner.converge()
+    space.refresh_from_db()
+    woken = space.container_id
+    assert space.stage == "RUNNING" and woken != first and Adoption.objects.get(container_id=woken)
+    seen = Client(proxy.url(space), verbose=False).predict("/home/user/app/app.py", api_name="/peek")
+    assert seen["marker"] == "marker-of-warm" and seen["secret"] == "secret-of-warm-41d0"
