@@ -45,9 +45,8 @@ WALKERS = {
 reads: dict[str, set[tuple[str, bool]]] = {}
 walkers: set[str] = set()
 MISSING = object()
-
-
-SKIPPED = ("os", "_collections_abc", "collections.abc")  # (the latter's __name__ is the former)
+# Modules between a reader and os.environ (the latter is _collections_abc's __name__).
+SKIPPED = ("os", "_collections_abc", "collections.abc")
 
 
 def _reader():
