@@ -169,17 +169,22 @@ def published_port(container, app_port: int | None = None) -> int | None:
     return None
 
 
-def get(container_id: str):
-    """The container, or None when it is gone."""
-    if not container_id:
-        return None
+def unless_gone(action: str, call):
+    """call(), or None when the engine says what it names does not exist."""
     try:
-        with errors(f"inspecting {container_id[:12]}"):
-            return client().containers.get(container_id)
+        with errors(action):
+            return call()
     except RuntimeBackendError as exc:
         if isinstance(exc.__cause__, docker.errors.NotFound):
             return None
         raise
+
+
+def get(container_id: str):
+    """The container, or None when it is gone."""
+    if not container_id:
+        return None
+    return unless_gone(f"inspecting {container_id[:12]}", lambda: client().containers.get(container_id))
 
 
 def containers(space_id: int | None = None) -> list:
@@ -374,13 +379,7 @@ def printed(container_id: str, line: str) -> bool:
 
 def inspect_image(ref: str) -> dict | None:
     """The image's inspect data, or None when the engine does not have it."""
-    try:
-        with errors(f"inspecting image {ref}"):
-            return client().api.inspect_image(ref)
-    except RuntimeBackendError as exc:
-        if isinstance(exc.__cause__, docker.errors.NotFound):
-            return None
-        raise
+    return unless_gone(f"inspecting image {ref}", lambda: client().api.inspect_image(ref))
 
 
 def files_of(image: str, path: str) -> bytes:
