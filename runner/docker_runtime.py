@@ -346,7 +346,7 @@ def run_pool(image: str, env: dict[str, str], app_port: int) -> str:
 
 def pool_containers() -> list:
     """This instance's pool containers, idle or adopted, running or not. (A space's image names its
-    pool image too, and a container inherits its image's labels: files_of's reader sets it to "".)"""
+    pool image too, and a container inherits its image's labels: copy_folder's reader sets it "".)"""
     filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", LABEL_POOL]}
     with errors("listing pool containers"):
         found = client().containers.list(all=True, filters=filters)
@@ -382,10 +382,10 @@ def inspect_image(ref: str) -> dict | None:
     return unless_gone(f"inspecting image {ref}", lambda: client().api.inspect_image(ref))
 
 
-def files_of(image: str, path: str) -> bytes:
-    """The folder `path` of an image as a tar archive (owners and modes kept), read from a container
-    created from it and never started."""
-    with errors(f"reading {path} of {image}"):
+def copy_folder(image: str, path: str, container_id: str, into: str) -> None:
+    """Copies the folder `path` of an image (owners and modes kept) into the folder `into` of a
+    container, streamed from a container created from the image and never started."""
+    with errors(f"copying {path} of {image} into {container_id[:12]}"):
         reader = client().api.create_container(
             image,
             command=["true"],
@@ -394,7 +394,7 @@ def files_of(image: str, path: str) -> bytes:
         )["Id"]
         try:
             stream, _ = client().api.get_archive(reader, path)
-            return b"".join(stream)
+            client().api.put_archive(container_id, into, stream)
         finally:
             client().api.remove_container(reader, force=True)
 

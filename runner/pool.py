@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # The Hub's default app_port, which the pool's containers publish: a space on another starts cold.
 POOL_PORT = 7860
+# A space whose files (its image's last layer) are bigger starts cold: its own image has them in
+# place, while adopting would copy them (models kept with Git LFS, say) on the visitor's path.
+MAX_FILES_MB = 256
 
 
 @dataclass
@@ -68,6 +71,8 @@ def plan(spec: Spec) -> Plan | None:
     # The builder's word, checked: the pool image's layers and one more, the app's files.
     layers, base_layers = app["RootFS"]["Layers"], base["RootFS"]["Layers"]
     if len(layers) != len(base_layers) + 1 or layers[:-1] != base_layers:
+        return None
+    if app.get("Size", 0) - base.get("Size", 0) > MAX_FILES_MB * 2**20:
         return None
     config = app.get("Config", {})
     argv = config.get("Cmd") or []
@@ -158,8 +163,7 @@ def hand_over(container_id: str, spec: Spec, the_plan: Plan) -> None:
     docker_runtime.rename(container_id, docker_runtime.container_name(spec))
     docker_runtime.set_limits(container_id, spec.memory_mb, spec.cpus, spec.pids)
     workdir = PurePosixPath(the_plan.workdir)
-    files = docker_runtime.files_of(spec.image, str(workdir))
-    docker_runtime.put_files(container_id, str(workdir.parent), files)
+    docker_runtime.copy_folder(spec.image, str(workdir), container_id, str(workdir.parent))
     # What a fresh container of the image would have: the image's ENV, then the runner's.
     env = {**the_plan.env, **spec.env, "PORT": str(spec.app_port)}
     payload = json.dumps({"env": env, "argv": the_plan.argv, "workdir": the_plan.workdir}).encode()
