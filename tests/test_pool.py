@@ -208,6 +208,14 @@ def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(images, tmp
     pool.forget(first)
     assert docker_runtime.get(first) is None and not Adoption.objects.filter(container_id=first).exists()
 
+    # Off by its setting: the next refill empties the pool and a space starts cold, while an
+    # adopted container goes on serving its space.
+    settings.WARM_POOL = False
+    pool.refill(wait=True)
+    assert not [c for c in docker_runtime.pool_containers() if pool.is_idle(c)]
+    assert pool.plan(spec_one) is None and pool.adopt(spec_one) is None
+    assert docker_runtime.get(second).status == "running"
+
 
 def _two(found: list) -> list:
     return found if len(found) == 2 else []
