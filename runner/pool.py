@@ -54,6 +54,11 @@ def enabled() -> bool:
     return settings.WARM_POOL and settings.RUNTIME_BACKEND == "local"
 
 
+def named_pool_image(attrs: dict | None) -> str:
+    """The pool image an image's label names ("" for none)."""
+    return ((attrs or {}).get("Config", {}).get("Labels") or {}).get(LABEL_POOL) or ""
+
+
 def image_env(attrs: dict) -> dict[str, str]:
     pairs = (item.partition("=") for item in attrs.get("Config", {}).get("Env") or [])
     return {key: value for key, _, value in pairs}
@@ -64,7 +69,7 @@ def plan(spec: Spec) -> Plan | None:
     if not enabled() or spec.mounts or spec.gpus or spec.app_port != POOL_PORT:
         return None
     app = docker_runtime.inspect_image(spec.image)
-    pool_image = ((app or {}).get("Config", {}).get("Labels") or {}).get(LABEL_POOL)
+    pool_image = named_pool_image(app)
     base = docker_runtime.inspect_image(pool_image) if pool_image else None
     if app is None or base is None:
         return None
@@ -97,7 +102,6 @@ def private_file(name: str, data: bytes) -> bytes:
 
 _ready: set[str] = set()  # idle containers whose agent said READY, as this process saw
 _waiting: set[str] = set()  # idle containers a thread of this process waits on
-_lock = threading.Lock()
 
 
 def is_idle(container) -> bool:
@@ -203,7 +207,7 @@ def pool_image_of(ref: str) -> str:
     if ref in _pool_of:
         return _pool_of[ref]
     attrs = docker_runtime.inspect_image(ref)
-    found = ((attrs or {}).get("Config", {}).get("Labels") or {}).get(LABEL_POOL) or ""
+    found = named_pool_image(attrs)
     if attrs is not None and "@sha256:" in ref:  # a digest names one image for good
         _pool_of[ref] = found
     return found
@@ -257,8 +261,7 @@ def warm(image: str) -> str:
     """Starts one pool container and a thread that marks it ready once its agent says so."""
     env = {"PORT": str(POOL_PORT), "GRADIO_SERVER_PORT": str(POOL_PORT), "SYSTEM": "spaces"}
     container_id = docker_runtime.run_pool(image, env, POOL_PORT)
-    with _lock:
-        _waiting.add(container_id)
+    _waiting.add(container_id)
     threading.Thread(target=_wait, args=(container_id,), daemon=True, name=f"pool-{container_id[:8]}").start()
     return container_id
 
