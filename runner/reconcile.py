@@ -430,7 +430,11 @@ class Runner:
                 return "The app's container vanished while starting."
             if container.unschedulable:
                 return f"No node can run it: {container.unschedulable}"
-            if container.status in ("exited", "dead") or container.restart_count > 0:
+            # Restarted since it was started (or, for a thawed one, since it froze): it crashed.
+            if (
+                container.status in ("exited", "dead")
+                or container.restart_count > start.container.restart_count
+            ):
                 return f"The app exited with code {self.backend.exit_code(container)} while starting."
             dial = container.dial(config.app_port)
             if dial and container.status == "running" and answers_http(dial):
