@@ -248,6 +248,11 @@ class Runner:
             self.follow_log(space, current)
             if self.asleep(space, current):
                 space.refresh_from_db()
+        if runtime.sleep_tier and space.stage != stages.Stage.SLEEPING:
+            # Woken, pushed to while asleep, paused or stopped: no longer counted in the frozen
+            # tier's budget, whatever of its container is left to thaw or to remove.
+            Runtime.objects.filter(pk=space.pk).update(sleep_tier="", frozen_at=None, frozen_bytes=0)
+            runtime.sleep_tier = ""
 
         # Going down, the stage moves before the route goes; coming up, after the route exists:
         # a space that says RUNNING answers at its URL.
@@ -271,8 +276,6 @@ class Runner:
             frozen = None
             if space.stage == stages.Stage.SLEEPING:
                 found, frozen = self.doze(space, runtime, target, found)
-            elif runtime.sleep_tier:
-                Runtime.objects.filter(pk=space.pk).update(sleep_tier="", frozen_at=None, frozen_bytes=0)
             self.retire_all(space, found)
             if had_one:
                 release(space)  # its GPUs go back; hardware.current is empty while nothing runs
@@ -425,9 +428,7 @@ class Runner:
         port = container.port(config.app_port)
         address = "" if container.address == "127.0.0.1" else container.address
         Space.objects.filter(pk=space.pk).update(container_id=container.id, port=port, running_image=image)
-        Runtime.objects.filter(pk=space.pk).update(
-            failed_target="", address=address, sleep_tier="", frozen_at=None, frozen_bytes=0
-        )
+        Runtime.objects.filter(pk=space.pk).update(failed_target="", address=address)
         SpaceHardware.mark_running(space, start.flavour)
         self.full_mounts[space.pk] = start.full
         self.sync_proxy()  # first the route, then the stage: whoever sees RUNNING reaches the app
@@ -447,7 +448,11 @@ class Runner:
                 return "The app's container vanished while starting."
             if container.unschedulable:
                 return f"No node can run it: {container.unschedulable}"
-            if container.status in ("exited", "dead") or container.restart_count > 0:
+            # Restarted since it was started (or, for a thawed one, since it froze): it crashed.
+            if (
+                container.status in ("exited", "dead")
+                or container.restart_count > start.container.restart_count
+            ):
                 return f"The app exited with code {self.backend.exit_code(container)} while starting."
             dial = container.dial(config.app_port)
             if dial and container.status == "running" and answers_http(dial):

@@ -323,7 +323,8 @@ def test_private_space_sleeps_and_wakes(runner, proxy, images, server, resolve_l
 def test_past_the_frozen_budget_the_oldest_sleeps_deeply(runner, proxy, images, settings, resolve_localhost):
     """Two spaces frozen; with the frozen tier's budget between the newer one's memory and both's,
     the one used longer ago sleeps deeply (its container and its cgroup gone) and the newer stays
-    frozen; a visit still wakes the deep one, in a new container."""
+    frozen; a visit still wakes the deep one, in a new container, and a push to the frozen one
+    replaces its stale frozen container."""
     older, newer = deployed("ivy", "older", images.hello), deployed("ivy", "newer", images.hello)
     runner.converge()
     awake = {s.pk: Space.objects.get(pk=s.pk).container_id for s in (older, newer)}
@@ -342,13 +343,19 @@ def test_past_the_frozen_budget_the_oldest_sleeps_deeply(runner, proxy, images, 
     assert docker_ids(newer.pk) == [awake[newer.pk][:12]] and inspect(awake[newer.pk])["State"]["Paused"]
     assert Runtime.objects.get(pk=newer.pk).sleep_tier == "frozen"
 
-    Space.objects.filter(pk=older.pk).update(sleep_time=3600)
+    # The deep one wakes on a visit, in a new container; meanwhile a push to the frozen one makes
+    # its frozen container stale: removed, and the new version starts (both in the same passes).
+    Space.objects.filter(pk__in=[older.pk, newer.pk]).update(sleep_time=3600)
     visit = proxy.get(older.host, "/")
     assert visit.status_code == 503 and visit.headers["X-Spacedock-Wake"] == "APP_STARTING"
+    publish(newer, images.hello2)
     runner.converge()
     assert Client(proxy.url(older), verbose=False).predict("Ivy", api_name="/predict") == "Hello, Ivy!"
-    woken = Space.objects.get(pk=older.pk).container_id
-    assert woken and woken != awake[older.pk] and docker_ids(older.pk) == [woken[:12]]
+    assert Client(proxy.url(newer), verbose=False).predict("Ivy", api_name="/predict") == "Howdy, Ivy!"
+    for space in (older, newer):
+        now_serving = Space.objects.get(pk=space.pk).container_id
+        assert now_serving != awake[space.pk] and docker_ids(space.pk) == [now_serving[:12]]
+    assert set(Runtime.objects.filter(pk__in=awake).values_list("sleep_tier", flat=True)) == {""}
 
 
 def test_runner_process_converges_after_kill_and_caddy_restart(
