@@ -15,7 +15,15 @@ from builder import docker_build, dockerfiles, source
 from builder.buildlog import BuildLog
 from spacedock.accounts.models import Quota, QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
-from spacedock.labels import LABEL_BUILD, LABEL_COMMIT, LABEL_INSTANCE, LABEL_POOL, LABEL_SDK, LABEL_SPACE
+from spacedock.labels import (
+    LABEL_BUILD,
+    LABEL_COMMIT,
+    LABEL_INSTANCE,
+    LABEL_POOL,
+    LABEL_SDK,
+    LABEL_SPACE,
+    LABEL_WARM,
+)
 from spacedock.spaces.models import Build, Space
 
 
@@ -218,6 +226,7 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         # Set on every image, "" unless ensure_pool_image says otherwise: a label is inherited,
         # and an sdk: docker image FROM an adoptable one is no such image.
         LABEL_POOL: "",
+        LABEL_WARM: "",  # only a warm pool container carries one (spacedock/labels.py)
     }
     # A tenant's own Dockerfile gets only the CA bundle; a space's requirements the index without
     # its credentials (a requirement's setup.py runs while /etc/pip.conf is mounted).

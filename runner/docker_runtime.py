@@ -21,7 +21,7 @@ from django.conf import settings
 from runner import logstream
 from runner.backend import RuntimeBackendError, Spec, parse_started
 from spacedock.hardware.resources import gpu_request
-from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_POOL, LABEL_SPACE, LABEL_TARGET
+from spacedock.labels import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SPACE, LABEL_TARGET, LABEL_WARM
 
 __all__ = ["LABEL_GENERATION", "LABEL_INSTANCE", "LABEL_SPACE", "LABEL_TARGET", "RuntimeBackendError", "Spec"]
 
@@ -139,7 +139,9 @@ def run(spec: Spec):
             container = client().containers.create(
                 spec.image,
                 name=container_name(spec),
-                labels=spec_labels(spec),
+                # LABEL_WARM cleared, as the builder clears it on its images: an image made
+                # elsewhere that names it still makes no container the pool would take for its own.
+                labels={**spec_labels(spec), LABEL_WARM: ""},
                 environment={**spec.env, "PORT": str(spec.app_port)},
                 mounts=spec.mounts or None,
                 # Exactly the GPUs place() assigned, by id: a count would let the engine pick one
@@ -332,7 +334,7 @@ def run_pool(image: str, env: dict[str, str], app_port: int) -> str:
                 image,
                 command=["python", "-c", POOL_AGENT],
                 name=f"{pool_prefix()}{uuid.uuid4().hex[:12]}",
-                labels={LABEL_INSTANCE: settings.INSTANCE, LABEL_POOL: image},
+                labels={LABEL_INSTANCE: settings.INSTANCE, LABEL_WARM: image},
                 environment=env,
                 **hardened(settings.RUN_MEMORY_MB, settings.RUN_CPUS, settings.RUN_PIDS, app_port, net),
             )
@@ -345,13 +347,13 @@ def run_pool(image: str, env: dict[str, str], app_port: int) -> str:
 
 
 def pool_containers() -> list:
-    """This instance's pool containers, idle or adopted, running or not. (A space's image names its
-    pool image too, and a container inherits its image's labels: copy_folder's reader sets it "".)"""
-    filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", LABEL_POOL]}
+    """This instance's pool containers, idle or adopted, running or not: those run_pool made (no
+    image carries a LABEL_WARM that is not "")."""
+    filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", LABEL_WARM]}
     with errors("listing pool containers"):
         found = client().containers.list(all=True, filters=filters)
     ours = [c for c in found if c.labels.get(LABEL_INSTANCE) == settings.INSTANCE]
-    return [c for c in ours if c.labels.get(LABEL_POOL)]
+    return [c for c in ours if c.labels.get(LABEL_WARM)]
 
 
 def wait_for_line(container_id: str, line: str) -> bool:
@@ -389,7 +391,7 @@ def copy_folder(image: str, path: str, container_id: str, into: str) -> None:
         reader = client().api.create_container(
             image,
             command=["true"],
-            labels={LABEL_INSTANCE: settings.INSTANCE, LABEL_POOL: ""},
+            labels={LABEL_INSTANCE: settings.INSTANCE, LABEL_WARM: ""},
             network_disabled=True,
         )["Id"]
         try:

@@ -13,7 +13,7 @@ from threading import Event
 from runner import docker_runtime, firewall, pool
 from runner.backend import Instance, RuntimeBackendError, Spec, parse_started
 from runner.models import Adoption
-from spacedock.labels import LABEL_POOL, LABEL_SPACE
+from spacedock.labels import LABEL_SPACE, LABEL_WARM
 
 # Container events that change what the runner should do.
 CHANGES = ("die", "stop", "start", "destroy", "oom")
@@ -62,7 +62,7 @@ class LocalBackend:
         container = docker_runtime.get(instance_id)
         if container is None:
             return None
-        if container.labels.get(LABEL_POOL):
+        if container.labels.get(LABEL_WARM):
             return instance(container, Adoption.objects.filter(container_id=instance_id).first())
         return instance(container)
 
@@ -115,7 +115,7 @@ class LocalBackend:
                     continue
                 attributes = event.get("Actor", {}).get("Attributes", {})
                 space = attributes.get(LABEL_SPACE)
-                if space is None and attributes.get(LABEL_POOL) and status == "oom":
+                if space is None and attributes.get(LABEL_WARM) and status == "oom":
                     space = pool.space_of(event.get("id", ""))  # an adopted container's
                 kind = "oom" if status == "oom" else "changed"
                 yield (kind, int(space) if space else None, event.get("id", ""))

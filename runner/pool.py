@@ -28,7 +28,7 @@ from runner import docker_runtime
 from runner.backend import RuntimeBackendError, Spec
 from runner.models import Adoption
 from runner.pool_agent import ADOPT, FOLDER, READY
-from spacedock.labels import LABEL_POOL
+from spacedock.labels import LABEL_POOL, LABEL_WARM
 from spacedock.spaces.models import Deployment, Space
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def idle(pool_image: str) -> list:
         c
         for c in docker_runtime.pool_containers()
         if is_idle(c)
-        and c.labels.get(LABEL_POOL) == pool_image
+        and c.labels.get(LABEL_WARM) == pool_image
         and c.status == "running"
         and c.attrs.get("RestartCount", 0) == 0
     ]
@@ -243,7 +243,7 @@ def _refill() -> None:
     for container in containers:
         if container.id in rows:
             continue  # a space's now: the runner retires it with the space
-        image = container.labels.get(LABEL_POOL, "")
+        image = container.labels.get(LABEL_WARM, "")
         broken = container.status not in ("running", "created") or container.attrs.get("RestartCount", 0)
         if not is_idle(container) or broken or image not in images or counts.get(image, 0) >= size:
             # Renamed without a row (its space is gone), crashed, or no longer needed.

@@ -6,7 +6,6 @@ starts cold, and keeps its secrets out of the container's config, its command li
 """
 
 import json
-import time
 
 import pytest
 from django.conf import settings
@@ -16,7 +15,7 @@ from runner import docker_runtime, pool
 from runner.backend import Spec
 from runner.models import Adoption, Runtime
 from runner.pool_agent import READY
-from spacedock.labels import LABEL_POOL, LABEL_SPACE
+from spacedock.labels import LABEL_SPACE, LABEL_WARM
 from spacedock.spaces.models import Space
 from tests.runner_fixtures import deployed, docker_build, wait_for
 
@@ -105,7 +104,9 @@ def warm_pool(settings):
         pool.forget(container.id)
 
 
-def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(images, tmp_path, warm_pool, settings):
+def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(
+    images, tmp_path, warm_pool, settings, request
+):
     one = deployed("alice", "pool-one", adoptable_image(images, tmp_path, "one", "marker-of-one"))
     two = deployed("bob", "pool-two", adoptable_image(images, tmp_path, "two", "marker-of-two"))
     one.variables.create(key="MY_SECRET", value="secret-of-one-5f2c", is_secret=True)
@@ -120,34 +121,30 @@ def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(images, tmp
     assert all(READY in docker_runtime.tail(c.id) for c in idle)  # Gradio imported, waiting
     # Idle, they are nobody's: not the runner's space containers, never routed.
     assert not {c.id for c in idle} & {c.id for c in docker_runtime.containers()}
-    assert all(LABEL_SPACE not in c.labels and c.labels[LABEL_POOL] == images.sdk for c in idle)
+    assert all(LABEL_SPACE not in c.labels and c.labels[LABEL_WARM] == images.sdk for c in idle)
 
     spec_one = spec_for(one, image_one)
     spec_two = spec_for(two, image_two, memory_mb=768)
-    # A container the runner starts cold, for the same space: what an adopted one must match.
+    # A container the runner starts cold, for the same space: what an adopted one must match. It
+    # inherits the image's spacedock.pool label, and no refill may take it for a pool container.
     cold = docker_runtime.run(spec_for(one, image_one))
-    try:
-        # A stray signal, with no environment file in place, is no adoption: the agent waits on.
-        docker_runtime.send_signal(idle[0].id, "SIGUSR1")
-        started = time.monotonic()
-        first, second = pool.adopt(spec_one), pool.adopt(spec_two)
-        handed_over = time.monotonic() - started
-        assert first and second and first != second and {first, second} <= {c.id for c in idle}
-        assert pool.adopt(spec_for(one, image_one)) is None  # the pool is empty until it refills
+    request.addfinalizer(lambda: docker_runtime.remove(cold.id))
+    # A stray signal, with no environment file in place, is no adoption: the agent waits on.
+    docker_runtime.send_signal(idle[0].id, "SIGUSR1")
+    first, second = pool.adopt(spec_one), pool.adopt(spec_two)
+    assert first and second and first != second and {first, second} <= {c.id for c in idle}
+    assert pool.adopt(spec_for(one, image_one)) is None  # the pool is empty until it refills
 
-        rows = {row.container_id: row for row in Adoption.objects.all()}
-        assert rows[first].space_id == one.pk and rows[second].space_id == two.pk
-        assert rows[first].labels[LABEL_SPACE] == str(one.pk)
-        assert {c.id for c, _ in pool.adopted(one.pk)} == {first}
+    rows = {row.container_id: row for row in Adoption.objects.all()}
+    assert rows[first].space_id == one.pk and rows[second].space_id == two.pk
+    assert rows[first].labels[LABEL_SPACE] == str(one.pk)
+    assert {c.id for c, _ in pool.adopted(one.pk)} == {first}
 
-        views = {}
-        for container_id, space in ((first, one), (second, two)):
-            port = docker_runtime.published_port(docker_runtime.get(container_id), 7860)
-            client = wait_for(lambda port=port: _client(port), 120, every=0.5, what=space.full_name)
-            views[space.pk] = client.predict("/home/user/app/app.py", api_name="/peek")
-        print(f"handed over in {handed_over:.2f} s")
-    finally:
-        docker_runtime.remove(cold.id)
+    views = {}
+    for container_id, space in ((first, one), (second, two)):
+        port = docker_runtime.published_port(docker_runtime.get(container_id), 7860)
+        client = wait_for(lambda port=port: _client(port), 120, every=0.5, what=space.full_name)
+        views[space.pk] = client.predict("/home/user/app/app.py", api_name="/peek")
 
     seen_one, seen_two = views[one.pk], views[two.pk]
     # Each app is its own space's, started as `python app.py` would be.
@@ -203,6 +200,7 @@ def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(images, tmp
 
     # Gone with its row once removed; the refill warms new ones for the pool, never reusing these.
     pool.refill(wait=True)
+    assert docker_runtime.get(cold.id).status == "running"
     fresh = {c.id for c in docker_runtime.pool_containers() if pool.is_idle(c)}
     assert len(fresh) == 2 and not fresh & {first, second}
     pool.forget(first)
