@@ -189,6 +189,14 @@ def get(container_id: str):
     return unless_gone(f"inspecting {container_id[:12]}", lambda: client().containers.get(container_id))
 
 
+def listed(action: str, filters: dict) -> list:
+    """The containers the filters match, each inspected; one removed between the listing and its
+    inspection is left out (docker-py's own full listing raises NotFound for it)."""
+    with errors(action):
+        found = client().containers.list(all=True, filters=filters, sparse=True)
+    return [c for c in map(get, (c.id for c in found)) if c is not None]
+
+
 def containers(space_id: int | None = None) -> list:
     """This instance's space containers, running or not; never another instance's.
 
@@ -198,8 +206,7 @@ def containers(space_id: int | None = None) -> list:
     filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", LABEL_GENERATION]}
     if space_id is not None:
         filters["label"].append(f"{LABEL_SPACE}={space_id}")
-    with errors("listing containers"):
-        found = client().containers.list(all=True, filters=filters)
+    found = listed("listing containers", filters)
     return [
         c for c in found if c.labels.get(LABEL_INSTANCE) == settings.INSTANCE and LABEL_GENERATION in c.labels
     ]
@@ -350,8 +357,7 @@ def pool_containers() -> list:
     """This instance's pool containers, idle or adopted, running or not: those run_pool made (no
     image carries a LABEL_WARM that is not "")."""
     filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", LABEL_WARM]}
-    with errors("listing pool containers"):
-        found = client().containers.list(all=True, filters=filters)
+    found = listed("listing pool containers", filters)
     ours = [c for c in found if c.labels.get(LABEL_INSTANCE) == settings.INSTANCE]
     return [c for c in ours if c.labels.get(LABEL_WARM)]
 

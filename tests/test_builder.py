@@ -14,7 +14,7 @@ from gradio_client import Client
 
 from builder import docker_build, tasks
 from builder.images import image_tag, prune_images, sdk_image_tag
-from spacedock.labels import LABEL_INSTANCE, LABEL_POOL, LABEL_SDK
+from spacedock.labels import LABEL_INSTANCE, LABEL_POOL, LABEL_SDK, LABEL_WARM
 from spacedock.spaces.models import Build, Deployment, Space, Variable
 from tests.conftest import HELLO_APP, HELLO_README, wait_until
 
@@ -153,6 +153,7 @@ def test_second_space_on_the_same_gradio_reuses_the_sdk_image(
         assert layers[: len(sdk_layers)] == sdk_layers
         # The SDK image and its files alone: the warm pool's image, by digest on the runtime engine,
         # is the SDK image's layers, which a pool container of it holds and the space's files join.
+        assert image.labels[LABEL_WARM] == ""  # no container of it is ever a warm pool's
         pool_image = image.labels[LABEL_POOL]
         assert pool_image.startswith(f"{settings.REGISTRY}/{settings.INSTANCE}/spacedock-pool@sha256:")
         assert docker_client.images.get(pool_image).attrs["RootFS"]["Layers"] == sdk_layers == layers[:-1]
