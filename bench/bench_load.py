@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests  # noqa: E402
 from bench_runtime import TITLED, answers, database_for_bench, start  # noqa: E402
+from bench_runtime import push_round as push_once  # noqa: E402
 
 from tests import conftest  # noqa: E402
 from tests import runner_fixtures as rf  # noqa: E402
@@ -139,13 +140,7 @@ def main() -> None:
         counter = iter(range(10**6))
 
         def push_round() -> float:
-            greeting = f"Round{next(counter)}"
-            repo.write({"app.py": TITLED.format(greeting=greeting)})
-            repo.commit(greeting)
-            began = time.monotonic()
-            assert repo.push(git_url).returncode == 0
-            rf.wait_for(lambda: answers(proxy + "/config", host, greeting), 300, 0.05, what="new version")
-            return time.monotonic() - began
+            return push_once(repo, git_url, proxy, host, f"Round{next(counter)}")
 
         idle_times, idle_live, loaded_times, loaded_live, refused = [], [], [], [], 0
         for i in range(opts.rounds):

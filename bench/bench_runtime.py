@@ -1,4 +1,4 @@
-"""Runtime benchmark: push-to-live for a code-only change, Caddy's overhead, wake from sleep.
+"""Runtime benchmark: push-to-live for a code-only change, Caddy's overhead, wake from either sleep tier.
 
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/bench_runtime.py [--rounds 5] [--seconds 10]
 
@@ -11,8 +11,18 @@ set), and reports medians:
   Caddy at the subdomain; target < 8 s.
 - requests per second through Caddy against the same container directly, driven by wrk
   (target ratio >= 0.9).
-- wake from sleep: first request to a sleeping space until the app answers through Caddy,
+- wake from frozen: first request to a frozen space (its container paused) until the app answers
+  through Caddy (target < 0.3 s, the issue's figure for a recently used space).
+- wake from deep sleep: the same for a space whose container is gone (frozen past
+  SPACEDOCK_DEEP_SLEEP_SECONDS: the bench backdates `frozen_at` instead of waiting an hour),
   against `docker run` of the same image until it first answers (target within 1.3x).
+- memory of a frozen space and of a deep-sleeping one, read from the container's memory cgroup
+  (`memory.usage_in_bytes` or `memory.current`); a deep-sleeping space has no container, hence no
+  cgroup: 0.
+- with the warm pool (runner/pool.py): the runner restarted with SPACEDOCK_WARM_POOL=true, the same
+  code-only push-to-live (target < 2.5 s) and wake from deep sleep (target < 1 s), each round
+  started once the pool holds a ready container (as for a push or a visit that is not back to back
+  with the last one) and counted only if the space adopted it.
 - with --browser, wake as a visitor sees it: Chromium opens the sleeping space's address and is
   timed until the app's own page has drawn its first button (the wake page in between moves on
   by itself), next to the same in an already running space (the app's own page load).
@@ -28,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +56,13 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
+from runner import docker_runtime, pool  # noqa: E402
+from runner.local import LocalBackend  # noqa: E402
+from runner.models import Adoption, Runtime  # noqa: E402
 from spacedock.accounts.models import AccessToken  # noqa: E402
+from spacedock.labels import LABEL_DEPLOYMENT  # noqa: E402
 from spacedock.spaces import stages  # noqa: E402
 from spacedock.spaces.models import Space  # noqa: E402
 from tests import conftest  # noqa: E402
@@ -122,6 +138,58 @@ def bare_port(cid: str) -> str:
     return out[0].rsplit(":", 1)[1]
 
 
+def containers_of(space, status: str = "") -> list[str]:
+    """The space's containers as the runner sees them: those it started and a warm pool container it
+    adopted (whose labels Docker does not have: they are its runner.Adoption row's)."""
+    found = LocalBackend().instances(space.pk)
+    return [i.id for i in found if LABEL_DEPLOYMENT not in i.labels and (not status or i.status == status)]
+
+
+def freeze(space) -> str:
+    """What the runner does after the sleep time, once the space is RUNNING: frozen. Its container's id."""
+    rf.wait_for(lambda: stages.sleep(space), 30, what="RUNNING, then asleep")
+    rf.wait_for(lambda: Runtime.objects.filter(pk=space.pk, sleep_tier="frozen").exists(), 60, what="frozen")
+    return (containers_of(space, "paused") or [""])[0]
+
+
+def deep_sleep(space) -> str:
+    """Frozen, then past SPACEDOCK_DEEP_SLEEP_SECONDS (backdated, not waited for): removed. The id
+    of the container it had."""
+    cid = freeze(space)
+    an_hour_ago = timezone.now() - timedelta(seconds=settings.DEEP_SLEEP_SECONDS + 1)
+    Runtime.objects.filter(pk=space.pk).update(frozen_at=an_hour_ago)
+    rf.wait_for(lambda: not containers_of(space), 60, what="deep asleep")
+    return cid
+
+
+def woken(proxy: str, host: str) -> float:
+    """The visit that wakes it, until the app answers through Caddy."""
+    began = time.monotonic()
+    requests.get(proxy + "/", headers={"Host": host}, timeout=10)
+    rf.wait_for(lambda: answers(proxy + "/config", host), 120, 0.05, what="awake")
+    return time.monotonic() - began
+
+
+def push_round(repo, git_url: str, proxy: str, host: str, greeting: str) -> float:
+    """A code-only push of the app with a new greeting, until the new version answers through Caddy."""
+    repo.write({"app.py": TITLED.format(greeting=greeting)})
+    repo.commit(greeting)
+    began = time.monotonic()
+    assert repo.push(git_url).returncode == 0
+    rf.wait_for(lambda: answers(proxy + "/config", host, greeting), 300, 0.05, what="new version")
+    return time.monotonic() - began
+
+
+def pool_ready(pool_image: str) -> None:
+    rf.wait_for(lambda: pool.idle(pool_image), 180, 0.2, what="a ready warm pool container")
+
+
+def adopted(space) -> bool:
+    """Whether the space's serving container is a warm pool container it adopted."""
+    space.refresh_from_db()
+    return Adoption.objects.filter(container_id=space.container_id).exists()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -176,13 +244,7 @@ def main() -> None:
 
         live = []
         for i in range(opts.rounds):
-            greeting = f"Round{i}"
-            repo.write({"app.py": TITLED.format(greeting=greeting)})
-            repo.commit(greeting)
-            began = time.monotonic()
-            assert repo.push(git_url).returncode == 0
-            rf.wait_for(lambda g=greeting: answers(proxy + "/config", host, g), 300, 0.05, what="new version")
-            live.append(time.monotonic() - began)
+            live.append(push_round(repo, git_url, proxy, host, f"Round{i}"))
             print(f"  push-to-live round {i}: {live[-1]:.2f} s", flush=True)
 
         space.refresh_from_db()
@@ -197,16 +259,13 @@ def main() -> None:
             finally:
                 place(space.container_id, caddy_proc.pid, app=f"0-{cpus - 1}", rest=f"0-{cpus - 1}")
 
-        wake, bare = [], []
+        wake, bare, thawed, frozen_mb, deep_mb = [], [], [], [], []
         image = space.deployed_build.image
         for i in range(opts.rounds):
-            # What the runner does after the sleep time, once the space is RUNNING.
-            rf.wait_for(lambda: stages.sleep(space), 30, what="RUNNING, then asleep")
-            rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="asleep")
-            began = time.monotonic()
-            requests.get(proxy + "/", headers={"Host": host}, timeout=10)  # the visit that wakes it
-            rf.wait_for(lambda: answers(proxy + "/config", host), 120, 0.05, what="awake")
-            wake.append(time.monotonic() - began)
+            frozen_mb.append(rf.cgroup_memory(freeze(space)) / 2**20)
+            thawed.append(woken(proxy, host))
+            deep_mb.append(rf.cgroup_memory(deep_sleep(space)) / 2**20)
+            wake.append(woken(proxy, host))
             began = time.monotonic()
             cid = subprocess.run(
                 [rf.DOCKER, "run", "-d", "-p", "127.0.0.1::7860", image],
@@ -220,7 +279,39 @@ def main() -> None:
                 bare.append(time.monotonic() - began)
             finally:
                 subprocess.run([rf.DOCKER, "rm", "-f", cid], capture_output=True)
-            print(f"  wake round {i}: {wake[-1]:.2f} s, bare docker run {bare[-1]:.2f} s", flush=True)
+            print(
+                f"  wake round {i}: from frozen {thawed[-1]:.3f} s ({frozen_mb[-1]:.0f} MB held), "
+                f"from deep sleep {wake[-1]:.2f} s ({deep_mb[-1]:.0f} MB), bare docker run {bare[-1]:.2f} s",
+                flush=True,
+            )
+
+        # The same two, with the warm pool: the runner again, with the pool on.
+        procs[3].terminate()
+        procs[3].wait(30)
+        procs[3] = start([sys.executable, "manage.py", "runner"], {**env, "SPACEDOCK_WARM_POOL": "true"},
+                         work / "runner-pool.log")  # fmt: skip
+        space.refresh_from_db()
+        pool_image = pool.pool_image_of(space.deployed_build.image)
+        if not pool_image:
+            raise SystemExit("the build names no pool image (spacedock.pool): see the worker's log")
+        warm_live, warm_wake = [], []
+        for i in range(opts.rounds):
+            pool_ready(pool_image)
+            took = push_round(repo, git_url, proxy, host, f"Warm{i}")
+            if adopted(space):
+                warm_live.append(took)
+            print(f"  push-to-live with the pool, round {i}: {took:.2f} s"
+                  f"{'' if adopted(space) else ' (cold: not counted)'}", flush=True)  # fmt: skip
+        for i in range(opts.rounds):
+            deep_sleep(space)
+            pool_ready(pool_image)
+            took = woken(proxy, host)
+            if adopted(space):
+                warm_wake.append(took)
+            print(f"  wake from deep sleep with the pool, round {i}: {took:.2f} s"
+                  f"{'' if adopted(space) else ' (cold: not counted)'}", flush=True)  # fmt: skip
+        if not warm_live or not warm_wake:
+            raise SystemExit("no round adopted a warm pool container: see runner-pool.log")
 
         seen = browser_wakes(space, host, opts.rounds) if opts.browser else {}
 
@@ -232,8 +323,14 @@ def main() -> None:
         print(f"requests/s through Caddy / direct, median ratio of pairs: {ratio:.2f}  (target >= 0.9)")
         if pinned:
             print(f"  the same with the app on its own core: {statistics.median(pinned):.2f}")
-        print(f"wake from sleep, median: {statistics.median(wake):.2f} s vs bare docker run "
+        frozen, deep = statistics.median(frozen_mb), statistics.median(deep_mb)
+        print(f"wake from frozen, median: {statistics.median(thawed):.3f} s  (target < 0.3 s); "
+              f"memory frozen {frozen:.0f} MB, deep asleep {deep:.0f} MB")  # fmt: skip
+        print(f"wake from deep sleep, median: {statistics.median(wake):.2f} s vs bare docker run "
               f"{statistics.median(bare):.2f} s = {wake_ratio:.2f}x  (target <= 1.3x)")  # fmt: skip
+        warm_live_median, warm_wake_median = statistics.median(warm_live), statistics.median(warm_wake)
+        print(f"with the warm pool: push-to-live {warm_live_median:.2f} s (target < 2.5 s), "
+              f"wake from deep sleep {warm_wake_median:.2f} s (target < 1 s)")  # fmt: skip
         figures = [
             {"name": "push-to-live, code-only change (s, median)", "value": median_live, "target": "< 8"},
             {"name": "req/s through Caddy / direct (median of pairs)", "value": ratio, "target": ">= 0.9"},
@@ -246,10 +343,17 @@ def main() -> None:
                 }
             )
         figures += [
-            {"name": "wake from sleep (s, median)", "value": statistics.median(wake)},
+            {"name": "wake from frozen (s, median)", "value": statistics.median(thawed), "target": "< 0.3"},
+            {"name": "memory of a frozen space (MB, cgroup, median)", "value": frozen},
+            {"name": "memory of a deep-sleeping space (MB, cgroup)", "value": deep},
+            {"name": "wake from deep sleep (s, median)", "value": statistics.median(wake)},
             {"name": "bare docker run to first answer (s, median)", "value": statistics.median(bare)},
             {"name": "wake / bare docker run", "value": wake_ratio, "target": "<= 1.3"},
-        ]
+            {"name": "push-to-live, code-only change, warm pool (s, median)", "value": warm_live_median,
+             "target": "< 2.5"},
+            {"name": "wake from deep sleep, warm pool (s, median)", "value": warm_wake_median,
+             "target": "< 1"},
+        ]  # fmt: skip
         if seen:
             for name, samples in seen.items():
                 print(f"{name}, median: {statistics.median(samples):.2f} s")
@@ -271,7 +375,12 @@ def main() -> None:
                 "proxy_ratios": pairs,
                 "pinned_ratios": pinned,
                 "wake": wake,
+                "wake_frozen": thawed,
+                "frozen_mb": frozen_mb,
+                "deep_mb": deep_mb,
                 "bare": bare,
+                "push_to_live_warm_pool": warm_live,
+                "wake_warm_pool": warm_wake,
                 **{name: samples for name, samples in seen.items()},
             },
         }
@@ -279,10 +388,12 @@ def main() -> None:
     finally:
         if space is not None:
             type(space).objects.update(paused=True)
-            rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="stopped")
+            rf.wait_for(lambda: not containers_of(space), 60, what="stopped")
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(30)
+        for container in docker_runtime.pool_containers():  # the runner that kept them is gone
+            docker_runtime.remove(container.id)
 
 
 def browser_wakes(space, host: str, rounds: int) -> dict[str, list[float]]:
@@ -303,8 +414,7 @@ def browser_wakes(space, host: str, rounds: int) -> dict[str, list[float]]:
             for i in range(rounds):
                 for samples, sleeping in ((asleep, True), (awake, False)):
                     if sleeping:
-                        rf.wait_for(lambda: stages.sleep(space), 30, what="RUNNING, then asleep")
-                        rf.wait_for(lambda: not rf.docker_ids(space.pk), 60, what="asleep")
+                        deep_sleep(space)
                     page = chromium.new_page()  # a new page each time: nothing cached in memory
                     began = time.monotonic()
                     page.goto(f"http://{host}/")
@@ -314,7 +424,7 @@ def browser_wakes(space, host: str, rounds: int) -> dict[str, list[float]]:
                 print(f"  browser round {i}: asleep {asleep[-1]:.2f} s, awake {awake[-1]:.2f} s", flush=True)
         finally:
             chromium.close()
-    return {"browser: asleep to the app's button": asleep, "browser: a running app's button": awake}
+    return {"browser: deep asleep to the app's button": asleep, "browser: a running app's button": awake}
 
 
 if __name__ == "__main__":

@@ -97,6 +97,18 @@ def image_exists(tag: str) -> bool:
         raise BuildError(f"Docker could not look up image {tag}: {exc.explanation}") from None
 
 
+def runtime_digest(tag: str) -> str:
+    """`<repository>@sha256:...` of an image the runtime engine has under `tag`, or ""."""
+    repository = tag.rpartition(":")[0]
+    try:
+        image = runtime_client().images.get(tag)
+    except docker.errors.ImageNotFound:
+        return ""
+    except docker.errors.APIError as exc:
+        raise BuildError(f"Docker could not look up image {tag}: {exc.explanation}") from None
+    return next((d for d in image.attrs.get("RepoDigests") or [] if d.startswith(f"{repository}@")), "")
+
+
 def image_id(tag: str) -> str:
     try:
         return client().images.get(tag).id

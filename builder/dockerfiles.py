@@ -71,6 +71,12 @@ def _constrained_install(name: str) -> list[str]:
     ]
 
 
+def adoptable(config: SpaceConfig, files: set[str]) -> bool:
+    """Whether the image gradio_dockerfile makes is the SDK image and the app files alone, which a
+    warm pool container (runner/pool.py) can run; the runner checks volumes, GPUs and the port."""
+    return config.sdk == "gradio" and not files & {"packages.txt", "pre-requirements.txt", "requirements.txt"}
+
+
 def gradio_dockerfile(sdk_image: str, config: SpaceConfig, files: set[str], env: dict[str, str]) -> str:
     lines = [f"FROM {sdk_image}", "USER root"]
     if "packages.txt" in files:

@@ -15,7 +15,15 @@ from builder import docker_build, dockerfiles, source
 from builder.buildlog import BuildLog
 from spacedock.accounts.models import Quota, QuotaExceeded
 from spacedock.gitserver import repo as gitrepo
-from spacedock.labels import LABEL_BUILD, LABEL_COMMIT, LABEL_INSTANCE, LABEL_SDK, LABEL_SPACE
+from spacedock.labels import (
+    LABEL_BUILD,
+    LABEL_COMMIT,
+    LABEL_INSTANCE,
+    LABEL_POOL,
+    LABEL_SDK,
+    LABEL_SPACE,
+    LABEL_WARM,
+)
 from spacedock.spaces.models import Build, Space
 
 
@@ -138,6 +146,38 @@ def ensure_sdk_image(
     return tag
 
 
+def pool_image_tag(sdk_tag: str) -> str:
+    return f"{settings.REGISTRY}/{settings.INSTANCE}/spacedock-pool:{sdk_tag.partition(':')[2]}"
+
+
+def ensure_pool_image(sdk_tag: str, workdir: Path, buildlog: BuildLog, deadline: float, should_stop) -> str:
+    """The SDK image as this instance's runtime engine has it, by digest: what the warm pool's
+    containers run (runner/pool.py). The SDK image itself stays on the build engine, shared by every
+    instance; this copy adds only this instance's label (no layer), which lets the worker push it
+    to the registry, and it is published once per SDK image. "" when it cannot be: the space then
+    starts cold, as without the pool."""
+    tag = pool_image_tag(sdk_tag)
+    try:
+        found = docker_build.runtime_digest(tag)
+        if found:
+            return found
+        buildlog.write(f"==> Publishing the warm pool's image {tag} (once)")
+        context = workdir / "pool"
+        context.mkdir()
+        (context / "Dockerfile").write_text(f"FROM {sdk_tag}\n")
+        built = f"{tag}-{uuid.uuid4().hex[:16]}"
+        docker_build.build(
+            context, context / "Dockerfile", built, labels={LABEL_INSTANCE: settings.INSTANCE},
+            build_args={}, secrets={}, deadline=deadline, on_line=lambda line: None, should_stop=should_stop,
+        )  # fmt: skip
+        return docker_build.publish(built, tag)
+    except docker_build.BuildStopped:
+        raise
+    except docker_build.BuildError as exc:
+        buildlog.write(f"==> Note: the warm pool's image could not be published ({exc}); it starts cold")
+        return ""
+
+
 def check_sdk_quota(space: Space, version: str) -> None:
     """BuildError when one more Gradio version would pass the owner's quota: each version is a
     shared SDK image of its own (hundreds of MB) that someone has to build and keep."""
@@ -183,6 +223,10 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
         LABEL_SPACE: str(space.pk),
         LABEL_BUILD: str(build.pk),
         LABEL_COMMIT: sha,
+        # Set on every image, "" unless ensure_pool_image says otherwise: a label is inherited,
+        # and an sdk: docker image FROM an adoptable one is no such image.
+        LABEL_POOL: "",
+        LABEL_WARM: "",  # only a warm pool container carries one (spacedock/labels.py)
     }
     # A tenant's own Dockerfile gets only the CA bundle; a space's requirements the index without
     # its credentials (a requirement's setup.py runs while /etc/pip.conf is mounted).
@@ -192,6 +236,9 @@ def build_space_image(build: Build, workdir: Path, buildlog: BuildLog, deadline:
     if config.sdk == "gradio":
         check_sdk_quota(space, config.sdk_version)
         sdk_image = ensure_sdk_image(config.sdk_version, workdir, buildlog, deadline, should_stop, base)
+        # A fact of the image whether or not the pool is on now: turned on later, it runs this build.
+        if dockerfiles.adoptable(config, files):
+            labels[LABEL_POOL] = ensure_pool_image(sdk_image, workdir, buildlog, deadline, should_stop)
         dockerfile = workdir / "Dockerfile"
         dockerfile.write_text(dockerfiles.gradio_dockerfile(sdk_image, config, files, hub_env))
     elif config.sdk == "static":

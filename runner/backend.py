@@ -5,6 +5,10 @@ spaces, and says where each one answers. Two backends: `local` (runner/local.py:
 the host's Docker engine, published on 127.0.0.1) and `swarm` (runner/swarm.py: one Swarm
 service per running space, published in host mode on the node Swarm placed it on). Chosen by
 SPACEDOCK_RUNTIME_BACKEND.
+
+A sleeping space is frozen where the backend can freeze (`can_freeze`: its instance paused in
+place, memory kept, thawed by a visit) and otherwise removed (deep sleep); runner/reconcile.py
+decides which, within the frozen tier's memory budget.
 """
 
 from collections.abc import Iterator
@@ -48,7 +52,7 @@ class Spec:
 class Instance:
     """A space's running copy as the backend sees it: a container, or a service and its task.
 
-    `status` uses Docker's container words: created, running, restarting, exited, dead.
+    `status` uses Docker's container words: created, running, paused, restarting, exited, dead.
     """
 
     id: str
@@ -62,6 +66,8 @@ class Instance:
     node: str = ""  # the node it runs on (swarm)
     # Why it cannot be placed at all (swarm: no node matches its constraints or has the memory).
     unschedulable: str = ""
+    # A warm pool container the space adopted (runner/pool.py), not one started for it.
+    warm: bool = False
     # It serves on a node that is going away (drained, or down): the runner starts a successor
     # elsewhere, as for a new version, and retires this one once the successor is routed.
     moving: bool = False
@@ -87,6 +93,10 @@ def parse_started(raw: str) -> datetime | None:
 
 class Backend(Protocol):
     name: str
+    # Whether a sleeping space's instance can be frozen and thawed in place (freeze, thaw, memory):
+    # the local backend can; a Swarm manager cannot pause a container on another node, so there a
+    # sleeping space is always removed (deep sleep).
+    can_freeze: bool
 
     def prepare(self) -> str:
         """Networks, firewall, registry login: whatever must exist before instances start (cheap
@@ -102,10 +112,23 @@ class Backend(Protocol):
 
     def stop(self, instance_id: str) -> None: ...
 
+    def warm(self) -> None:
+        """Keeps the warm pool as the spaces need it (the local backend's, runner/pool.py); called in
+        the background every pass, it does its work every few seconds or after an adoption."""
+
     def remove(self, instance_id: str) -> None:
         """Stops and removes; one already gone is fine."""
 
     def tail(self, instance_id: str, lines: int = 30) -> str: ...
+
+    def freeze(self, instance_id: str) -> None:
+        """Pauses it with the cgroup freezer: no CPU, its memory kept (can_freeze backends only)."""
+
+    def thaw(self, instance_id: str) -> None:
+        """Unpauses a frozen instance."""
+
+    def memory(self, instance_id: str) -> int:
+        """The bytes its cgroup holds now; 0 when it is gone (no cgroup, no memory)."""
 
     def exit_code(self, instance: Instance) -> int | None:
         """The code its last run exited with, also after the restart policy started it again."""

@@ -7,6 +7,11 @@ Order that keeps requests whole: a new container is routed only once it answers,
 RUNNING only once it is routed, and an old one is stopped only after its route is gone and its
 in-flight requests have finished. Stages move only through spacedock/spaces/stages.py; a container
 runs with its build's own config (app_port, startup timeout, sdk), not the latest push's.
+
+A space asleep (SLEEPING) sleeps in one of two tiers (Runtime.sleep_tier): frozen, its container
+unrouted and paused where the backend can (a visit unpauses it: no new container), or deep, its
+container removed. Frozen spaces share SPACEDOCK_FROZEN_MEMORY_MB; past it, and after
+SPACEDOCK_DEEP_SLEEP_SECONDS frozen, they go deep (Runtime.too_cold).
 """
 
 import json
@@ -25,7 +30,7 @@ from django.utils import timezone
 
 from runner import caddy, deployments, firewall, logstream
 from runner.backend import Backend, Instance, RuntimeBackendError, Spec, backend
-from runner.models import RUNNER_ID, Runtime
+from runner.models import RUNNER_ID, Runtime, SleepTier
 from spacedock.buckets.models import full_buckets, volume_mounts
 from spacedock.hardware.models import SpaceHardware, place, release
 from spacedock.labels import LABEL_DEPLOYMENT, LABEL_SPACE, LABEL_TARGET
@@ -37,6 +42,8 @@ from spacedock.spaces.models import Deployment, RunLogLine, Space
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 30
+# A thawed container that does not answer within this long is removed and started afresh.
+THAW_SECONDS = 10
 
 
 @dataclass
@@ -88,6 +95,13 @@ def _headers(build) -> dict[str, str]:
     return build.response_headers() if build is not None and build.config else {}
 
 
+def frozen_of(found: dict, target: str) -> Instance | None:
+    """The space's frozen (paused) container of `target`, if it has one."""
+    return next(
+        (c for c in found.values() if c.status == "paused" and c.labels.get(LABEL_TARGET) == target), None
+    )
+
+
 def fair_order(rows: list[tuple[int, int]]) -> list[int]:
     """Space ids, one owner's at a time in turn (each owner's oldest first): the pool takes work in
     this order, so an owner with a hundred spaces delays another owner's one by one slot, not 100."""
@@ -125,6 +139,9 @@ class Runner:
         # bucket watch restarts it when that set is no longer the right one (Runner.watch_buckets).
         self.full_mounts: dict[int, set[int]] = {}
         self.stopping = threading.Event()
+        self.warming: Future | None = None  # the warm pool's refill (backend.warm), in the background
+        # Frozen spaces that go to deep sleep on this pass (Runtime.too_cold, read once per pass).
+        self.cold: set[int] = set()
 
     # -- the loop's one pass ------------------------------------------------------------------
 
@@ -139,6 +156,10 @@ class Runner:
             self.watch_buckets()
         self.sync_proxy()
         self.remove_orphans()
+        if self.warming is None or self.warming.done():  # never on a visitor's path
+            self.warming = self.pool.submit(self._warm)
+        deep_after = timedelta(seconds=settings.DEEP_SLEEP_SECONDS)
+        self.cold = Runtime.too_cold(settings.FROZEN_MEMORY_MB * 2**20, deep_after)
         wanted = self.candidates()
         for gone in set(list(self.starting)) - set(wanted):
             self.starting.pop(gone, None)  # deleted while starting: nothing left to wait on
@@ -175,6 +196,18 @@ class Runner:
         )
         rows = Space.objects.filter(wanted).order_by("pk").values_list("pk", "owner_id")
         return fair_order(list(rows))
+
+    def _warm(self) -> None:
+        try:
+            self.backend.warm()
+        except RuntimeBackendError as exc:
+            log.warning("warm pool: %s", exc)
+        except Exception:
+            log.exception("warm pool: refill failed")
+        finally:
+            close_old_connections()
+            if connection.vendor != "sqlite":
+                connection.close()
 
     def _guarded(self, space_id: int) -> None:
         try:
@@ -215,6 +248,11 @@ class Runner:
             self.follow_log(space, current)
             if self.asleep(space, current):
                 space.refresh_from_db()
+        if runtime.sleep_tier and space.stage != stages.Stage.SLEEPING:
+            # Woken, pushed to while asleep, paused or stopped: no longer counted in the frozen
+            # tier's budget, whatever of its container is left to thaw or to remove.
+            Runtime.objects.filter(pk=space.pk).update(sleep_tier="", frozen_at=None, frozen_bytes=0)
+            runtime.sleep_tier = ""
 
         # Going down, the stage moves before the route goes; coming up, after the route exists:
         # a space that says RUNNING answers at its URL.
@@ -233,10 +271,15 @@ class Runner:
                 stages.pause(space)
             elif not target:
                 stages.stop(space)  # its build is gone: nothing to run, nothing to wake
-            had_one = bool(found) or bool(space.container_id)
+            # A frozen container was released when it froze: no need to release it each pass.
+            had_one = bool(space.container_id) or any(c.status != "paused" for c in found.values())
+            frozen = None
+            if space.stage == stages.Stage.SLEEPING:
+                found, frozen = self.doze(space, runtime, target, found)
             self.retire_all(space, found)
             if had_one:
                 release(space)  # its GPUs go back; hardware.current is empty while nothing runs
+            if frozen is None:
                 self.full_mounts.pop(space.pk, None)
             return
         if space.container_id and current is None:
@@ -264,6 +307,8 @@ class Runner:
 
         if serving and current.labels.get(LABEL_TARGET) == target and not current.moving:
             self.keep(space, runtime, current, found)
+            return
+        if not serving and self.thaw(space, target, found):
             return
         self.deploy(space, runtime, target, live=current if serving else None, stale=found)
 
@@ -352,6 +397,8 @@ class Runner:
         except RuntimeBackendError as exc:
             self.fail(space, runtime, target, None, f"The container could not start: {exc}", live=live)
             return
+        if container.warm:
+            space.log_run("===== In a warm pool container: Python and Gradio already imported =====")
         self.follow_log(space, container)
         # Capped again here: a build recorded before the operator lowered the cap keeps its config.
         timeout = min(
@@ -401,7 +448,11 @@ class Runner:
                 return "The app's container vanished while starting."
             if container.unschedulable:
                 return f"No node can run it: {container.unschedulable}"
-            if container.status in ("exited", "dead") or container.restart_count > 0:
+            # Restarted since it was started (or, for a thawed one, since it froze): it crashed.
+            if (
+                container.status in ("exited", "dead")
+                or container.restart_count > start.container.restart_count
+            ):
                 return f"The app exited with code {self.backend.exit_code(container)} while starting."
             dial = container.dial(config.app_port)
             if dial and container.status == "running" and answers_http(dial):
@@ -468,13 +519,87 @@ class Runner:
         )
 
     def asleep(self, space: Space, current: Instance) -> bool:
-        """Puts an idle space to sleep: its stage says so, and the next pass stops it."""
+        """Puts an idle space to sleep: its stage says so, and the same pass freezes or stops it."""
         if space.sleep_time < 0 or space.stage != stages.Stage.RUNNING:
             return False
         seen = [t for t in (space.last_request_at, current.started_at) if t]
         if not seen or timezone.now() - max(seen) < timedelta(seconds=space.sleep_time):
             return False
         return stages.sleep(space)
+
+    # -- the two sleep tiers ----------------------------------------------------------------------
+
+    def freezable(self, space: Space) -> bool:
+        """Frozen rather than removed when it sleeps: where the backend can freeze, while the frozen
+        tier has a budget, and not on a GPU flavour (a paused app would keep its GPU from the
+        spaces queued for one)."""
+        return (
+            self.backend.can_freeze
+            and settings.FROZEN_MEMORY_MB > 0
+            and not SpaceHardware.of(space).flavour().is_gpu
+        )
+
+    def doze(self, space: Space, runtime: Runtime, target: str, found: dict) -> tuple[dict, Instance | None]:
+        """A SLEEPING space's tier: its serving container frozen (the route gone first, its
+        in-flight requests finished, then paused), or none kept (deep: too cold, or not freezable).
+        Returns the containers to retire and the frozen one."""
+        frozen = frozen_of(found, target)
+        serving = found.get(space.container_id)
+        if (
+            frozen is None
+            and serving is not None
+            and serving.status == "running"
+            and serving.labels.get(LABEL_TARGET) == target
+            and self.freezable(space)
+        ):
+            self.unroute(space)  # the route goes first: a visit reaches the wake page
+            self.drain(serving)
+            try:
+                self.backend.freeze(serving.id)
+                frozen = serving
+            except RuntimeBackendError as exc:
+                log.warning("space %s: could not freeze, stopping it instead: %s", space.pk, exc)
+        if frozen is not None and space.pk in self.cold:
+            frozen = None  # over the frozen tier's budget, or frozen too long: deep sleep
+        tier = SleepTier.FROZEN if frozen is not None else SleepTier.DEEP
+        if runtime.sleep_tier != tier:
+            held = self.backend.memory(frozen.id) if frozen is not None else 0
+            Runtime.objects.filter(pk=space.pk).update(
+                sleep_tier=tier, frozen_at=timezone.now() if frozen else None, frozen_bytes=held
+            )
+            space.log_run(
+                f"===== Asleep, frozen ({held // 2**20} MB kept): a visit wakes it at once ====="
+                if frozen
+                else "===== Asleep, stopped (deep sleep): a visit starts it again ====="
+            )
+        rest = {cid: c for cid, c in found.items() if frozen is None or cid != frozen.id}
+        return rest, frozen
+
+    def thaw(self, space: Space, target: str, found: dict) -> bool:
+        """Wakes a frozen container of the current target: unpaused, answering, routed, then RUNNING,
+        with no new container. False when there is none (deploy starts one and removes a frozen
+        one whose target is stale) or it does not answer (removed: deploy starts afresh)."""
+        frozen = frozen_of(found, target)
+        if frozen is None or self.firewall_problem:
+            return False
+        found.pop(frozen.id)
+        flavour = SpaceHardware.of(space).flavour().name
+        start = Starting(
+            frozen, target, run_config(space), space.deployed_build.image, None, THAW_SECONDS,
+            time.monotonic() + THAW_SECONDS, flavour=flavour, full=self.full_mounts.get(space.pk, set()),
+        )  # fmt: skip
+        try:
+            self.backend.thaw(frozen.id)
+            problem = self.check_start(start, look=THAW_SECONDS)
+        except RuntimeBackendError as exc:
+            problem = str(exc)
+        if problem != "":
+            space.log_run(f"===== It did not wake from frozen ({problem}): starting it again =====")
+            self.backend.remove(frozen.id)
+            return False
+        space.log_run("===== Woken from frozen =====")
+        self.go_live(space, start)
+        return True
 
     # -- retiring -------------------------------------------------------------------------------
 
@@ -484,13 +609,17 @@ class Runner:
         space.container_id, space.port = "", None
         self.sync_proxy()
 
-    def retire(self, old: Instance, space: Space) -> None:
-        """The old container's route is gone; let its in-flight requests finish, then stop it."""
+    def drain(self, old: Instance) -> None:
+        """Its route is gone: waits (up to SPACEDOCK_DRAIN_TIMEOUT) for its in-flight requests."""
         dial = old.dial()  # its own build's port, which may not be the deployed one's
         deadline = time.monotonic() + settings.DRAIN_TIMEOUT
         if dial:
             while time.monotonic() < deadline and self.admin.requests_in_flight(dial) > 0:
                 time.sleep(0.1)
+
+    def retire(self, old: Instance, space: Space) -> None:
+        """The old container's route is gone; let its in-flight requests finish, then stop it."""
+        self.drain(old)
         self.backend.stop(old.id)
         self.backend.remove(old.id)
 

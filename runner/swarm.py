@@ -58,6 +58,8 @@ def _created(task: dict) -> str:
 
 class SwarmBackend:
     name = "swarm"
+    # The manager cannot pause a container on another node: a sleeping space is removed (deep).
+    can_freeze = False
 
     def __init__(self, base_url: str | None = None):
         self.base_url = base_url or settings.SWARM_DOCKER_HOST or None
@@ -277,6 +279,17 @@ class SwarmBackend:
         except RuntimeBackendError as exc:
             if not isinstance(exc.__cause__, docker.errors.NotFound):
                 raise
+
+    def warm(self) -> None:
+        pass  # no warm pool: a pool container would have to be on the node Swarm places a task on
+
+    def freeze(self, instance_id: str) -> None:
+        raise RuntimeBackendError("the swarm backend cannot freeze a space (can_freeze is False)")
+
+    thaw = freeze
+
+    def memory(self, instance_id: str) -> int:
+        return 0  # never frozen: nothing of a sleeping space is held on any node
 
     # -- logs and events -------------------------------------------------------------------------
 

@@ -71,6 +71,18 @@ def envpythons(name: str, default: str) -> dict[str, str]:
     return images
 
 
+def host_memory_mb() -> int:
+    """The host's memory (MemTotal in /proc/meminfo), in MB; 0 where there is no /proc (not Linux)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def database_from_url(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -374,12 +386,26 @@ RUN_MEMORY_MB = envint("SPACEDOCK_RUN_MEMORY_MB", "4096")
 RUN_CPUS = float(envstr("SPACEDOCK_RUN_CPUS", "2"))
 RUN_PIDS = envint("SPACEDOCK_RUN_PIDS", "1024")
 RUN_RESTART_RETRIES = envint("SPACEDOCK_RUN_RESTART_RETRIES", "3")
+# The warm interpreter pool (runner/pool.py): per SDK image in use, idle containers that have imported
+# Gradio, which a space made of that image and its own files adopts instead of starting cold. On by
+# default: it is what makes a deep-sleeping space wake in about a second, for one idle container's
+# memory per Gradio version in use; the local backend only.
+WARM_POOL = envbool("SPACEDOCK_WARM_POOL", "true")
+WARM_POOL_SIZE = envint("SPACEDOCK_WARM_POOL_SIZE", "1")
+if WARM_POOL_SIZE < 0:
+    raise ImproperlyConfigured(f"SPACEDOCK_WARM_POOL_SIZE={WARM_POOL_SIZE}: expected 0 or more")
 # The engine's OCI runtime for spaces: empty for its default (runc), "runsc" for gVisor where registered.
 CONTAINER_RUNTIME = envstr("SPACEDOCK_RUNTIME", "")
 STARTUP_TIMEOUT = envint("SPACEDOCK_STARTUP_TIMEOUT", "1800")
 # Seconds a pinned build's or a branch preview's container runs without a request before it sleeps:
 # a paper's embed costs no memory between readers.
 DEPLOYMENT_SLEEP_TIME = envint("SPACEDOCK_DEPLOYMENT_SLEEP_TIME", "900")
+# The memory all frozen spaces may hold together (a sleeping space's paused container): past it, the
+# least recently used go to deep sleep (removed). Default: a quarter of the host's memory; 0: no
+# frozen tier, every sleeping space is removed.
+FROZEN_MEMORY_MB = envint("SPACEDOCK_FROZEN_MEMORY_MB", str(host_memory_mb() // 4))
+# Seconds a space stays frozen before it goes to deep sleep anyway.
+DEEP_SLEEP_SECONDS = envint("SPACEDOCK_DEEP_SLEEP_SECONDS", "3600")
 # The longest startup_duration_timeout a README may ask for: a longer one is a config error at push
 # time, and the runner never waits longer than this even for a build recorded before it was lowered.
 MAX_STARTUP_SECONDS = envint("SPACEDOCK_MAX_STARTUP_SECONDS", "3600")

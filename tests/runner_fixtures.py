@@ -280,3 +280,19 @@ def docker_ids(space_id: int) -> list[str]:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return out.split()
+
+
+def cgroup_memory(container_id: str) -> int:
+    """The bytes a container's memory cgroup holds, read from the cgroup's own file (cgroup v1 or v2,
+    the cgroupfs or the systemd driver), not from the engine; 0 when there is none (it is gone)."""
+    for path in (
+        f"/sys/fs/cgroup/memory/docker/{container_id}/memory.usage_in_bytes",
+        f"/sys/fs/cgroup/memory/system.slice/docker-{container_id}.scope/memory.usage_in_bytes",
+        f"/sys/fs/cgroup/docker/{container_id}/memory.current",
+        f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/memory.current",
+    ):
+        try:
+            return int(Path(path).read_text())
+        except FileNotFoundError:
+            continue
+    return 0

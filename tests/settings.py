@@ -37,6 +37,8 @@ for _quota in (
     os.environ.setdefault(f"SPACEDOCK_QUOTA_{_quota}", "100000")
 # A screenshot per app that goes live costs Chromium a few seconds; the thumbnail test turns it on.
 os.environ.setdefault("SPACEDOCK_THUMBNAILS", "false")
+# The warm pool's idle containers cost a Gradio import each; tests/test_pool.py turns it on.
+os.environ.setdefault("SPACEDOCK_WARM_POOL", "false")
 # The suite's own process talks to the engines directly; its build worker goes through the Docker
 # proxy, as in production (tests/conftest.py's worker fixture).
 os.environ.setdefault("SPACEDOCK_DOCKER_PROXY", "false")

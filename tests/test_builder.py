@@ -14,7 +14,7 @@ from gradio_client import Client
 
 from builder import docker_build, tasks
 from builder.images import image_tag, prune_images, sdk_image_tag
-from spacedock.labels import LABEL_INSTANCE, LABEL_SDK
+from spacedock.labels import LABEL_INSTANCE, LABEL_POOL, LABEL_SDK, LABEL_WARM
 from spacedock.spaces.models import Build, Deployment, Space, Variable
 from tests.conftest import HELLO_APP, HELLO_README, wait_until
 
@@ -84,6 +84,7 @@ def test_gradio_space_builds_in_layers_and_its_image_answers(
 
     image = docker_client.images.get(build.image)
     assert image.labels[LABEL_INSTANCE] == settings.INSTANCE
+    assert image.labels[LABEL_POOL] == ""  # its own requirements: no warm pool container runs it
     assert image.attrs["Config"]["User"] == "1000"
     env = dict(line.split("=", 1) for line in image.attrs["Config"]["Env"])
     assert env["GRADIO_SERVER_NAME"] == "0.0.0.0" and env["GRADIO_SERVER_PORT"] == "7860"
@@ -147,8 +148,15 @@ def test_second_space_on_the_same_gradio_reuses_the_sdk_image(
     assert sdk.labels[LABEL_SDK] == f"gradio-{settings.DEFAULT_GRADIO_VERSION}"
     sdk_layers = sdk.attrs["RootFS"]["Layers"]
     for build in builds:
-        layers = docker_client.images.get(build.image).attrs["RootFS"]["Layers"]
+        image = docker_client.images.get(build.image)
+        layers = image.attrs["RootFS"]["Layers"]
         assert layers[: len(sdk_layers)] == sdk_layers
+        # The SDK image and its files alone: the warm pool's image, by digest on the runtime engine,
+        # is the SDK image's layers, which a pool container of it holds and the space's files join.
+        assert image.labels[LABEL_WARM] == ""  # no container of it is ever a warm pool's
+        pool_image = image.labels[LABEL_POOL]
+        assert pool_image.startswith(f"{settings.REGISTRY}/{settings.INSTANCE}/spacedock-pool@sha256:")
+        assert docker_client.images.get(pool_image).attrs["RootFS"]["Layers"] == sdk_layers == layers[:-1]
     assert "Reusing the shared Gradio" in log_text(builds[1])
 
 

@@ -133,6 +133,7 @@ def test_a_bucket_at_data_survives_everything_and_flavours_set_the_limits(
     assert seen["data"] == ["kept.txt"] and seen["hf_home"] == "/data/.huggingface"
     assert [f.path for f in alice.list_bucket_tree("alice/keep")] == ["kept.txt"]
 
+    monkeypatch.setattr(settings, "FROZEN_MEMORY_MB", 0)  # deep sleep: the wake is a new container
     Space.objects.filter(pk=space.pk).update(sleep_time=0)
     assert converged().stage == Stage.SLEEPING and docker_ids(space.pk) == []
     assert runtime().hardware is None  # nothing runs
@@ -215,8 +216,10 @@ def test_a_bucket_at_data_survives_everything_and_flavours_set_the_limits(
     assert after.stage == Stage.RUNNING and after.stage_message.startswith(queued)
     assert (runtime().hardware, runtime().requested_hardware) == ("cpu-upgrade", "t4-small")
     assert app()["hardware"] == "cpu-upgrade"
-    # Asleep and woken, nothing serves: it stays APP_STARTING with the message, pass after pass,
-    # starting no container and recording no failure (no crash loop).
+    # Asleep (deeply: a space waiting for a GPU is never frozen) and woken, nothing serves: it stays
+    # APP_STARTING with the message, pass after pass, starting no container and recording no
+    # failure (no crash loop).
+    monkeypatch.setattr(settings, "FROZEN_MEMORY_MB", 1024)
     Space.objects.filter(pk=space.pk).update(sleep_time=0)
     assert converged().stage == Stage.SLEEPING
     Space.objects.filter(pk=space.pk).update(sleep_time=3600)

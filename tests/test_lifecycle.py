@@ -8,6 +8,7 @@ import requests
 from django.conf import settings
 
 from builder.images import image_tag
+from runner.models import Runtime
 from spacedock.accounts.models import AccessToken
 from spacedock.spaces.models import Build, Space
 from spacedock.spaces.stages import Stage
@@ -45,8 +46,9 @@ def quick_image(tmp_path_factory) -> str:
 
 
 def test_a_space_that_says_running_answers_at_its_url(runner, proxy, server, quick_image):
-    """Polls the runtime API through ten starts from nothing (a restart after a pause, a visit that
-    wakes it); the moment it says RUNNING, the app answers through Caddy, never the wake page."""
+    """Polls the runtime API through ten starts (a restart after a pause, from nothing; a visit that
+    wakes it from frozen, an unpause); the moment it says RUNNING, the app answers through Caddy,
+    never the wake page."""
     space = deployed("ray", "quick", quick_image)
     _, token = AccessToken.issue(space.owner, "test")
     auth = {"Authorization": f"Bearer {token}"}
@@ -80,7 +82,8 @@ def test_a_space_that_says_running_answers_at_its_url(runner, proxy, server, qui
                 Space.objects.filter(pk=space.pk).update(sleep_time=0)
                 wait_for(lambda: stage() == Stage.SLEEPING, 30, what="asleep")
                 Space.objects.filter(pk=space.pk).update(sleep_time=3600)
-                wait_for(lambda: docker_ids(space.pk) == [], 30, what="stopped")
+                wait_for(lambda: Runtime.objects.filter(pk=space.pk, sleep_tier="frozen").exists(), 30,
+                         what="frozen")  # fmt: skip
                 visit = proxy.get(space.host, "/")  # the visit that wakes it
                 assert visit.status_code == 503 and visit.headers["X-Spacedock-Wake"] == Stage.APP_STARTING
             seen.append(first_answer_when_running())

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.test import Client
 
+from runner.models import Runtime
 from spacedock.spaces.causes import find_cause
 from spacedock.spaces.models import Build, BuildLogLine, Space
 
@@ -78,6 +79,16 @@ def test_stages_in_words_and_an_empty_space_is_not_an_error(ada, client):
     assert 'class="badge EMPTY" id="stage"' in page and ">Empty<" in page
     body = page.split("<main>", 1)[1]
     assert "NO_APP_FILE" not in body.replace('data-stage="NO_APP_FILE"', "")
+    # A sleeping space's page says which tier it sleeps in; the runtime API says SLEEPING for both.
+    frozen, deep = Space.create(ada, "frozen"), Space.create(ada, "deep")
+    Space.objects.filter(pk__in=[frozen.pk, deep.pk]).update(stage="SLEEPING", head_sha="c" * 40)
+    Runtime.objects.create(space=frozen, sleep_tier="frozen")
+    Runtime.objects.create(space=deep, sleep_tier="deep")
+    assert ">Sleeping (frozen: wakes at once)<" in client.get("/ada/frozen").content.decode()
+    deep_page = client.get("/ada/deep").content.decode()
+    assert ">Sleeping<" in deep_page and "frozen" not in deep_page
+    for name in ("frozen", "deep"):
+        assert client.get(f"/api/spaces/ada/{name}/runtime").json()["stage"] == "SLEEPING"
 
 
 def test_failed_build_shows_the_cause_first_and_the_log_once(ada, ada_client):

@@ -4,17 +4,28 @@ import json
 import subprocess
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 from django.conf import settings
+from django.utils import timezone
 from gradio_client import Client
 from urllib3.util import Retry
 
+from runner.models import Runtime
 from spacedock.accounts.models import AccessToken
 from spacedock.spaces.embed import space_embed_url
 from spacedock.spaces.models import Space
-from tests.runner_fixtures import DOCKER, deployed, docker_ids, publish, runner_loop, wait_for
+from tests.runner_fixtures import (
+    DOCKER,
+    cgroup_memory,
+    deployed,
+    docker_ids,
+    publish,
+    runner_loop,
+    wait_for,
+)
 
 
 def inspect(container_id: str) -> dict:
@@ -257,17 +268,26 @@ def test_private_space_sleeps_and_wakes(runner, proxy, images, server, resolve_l
     stranger = space_embed_url(space, None)
     assert "__sign" not in stranger
 
-    # Idle past its sleep time: stopped, and the subdomain shows the wake page.
-    Space.objects.filter(pk=space.pk).update(sleep_time=1)
-    time.sleep(2)
+    # Idle past its sleep time: frozen (the same container, paused, its memory still held by its
+    # cgroup), and the subdomain shows the wake page.
+    awake_id = space.container_id
+    Space.objects.filter(pk=space.pk).update(sleep_time=0)
     runner.converge()
     space.refresh_from_db()
-    assert space.stage == "SLEEPING" and docker_ids(space.pk) == []
+    assert space.stage == "SLEEPING" and docker_ids(space.pk) == [awake_id[:12]]
+    assert inspect(awake_id)["State"]["Status"] == "paused"
+    assert cgroup_memory(awake_id) > 20 * 2**20  # Python and Gradio, imported and kept
+    assert Runtime.objects.get(pk=space.pk).sleep_tier == "frozen"
+    assert proxy.get(space.host, "/config").status_code == 403  # a stranger cannot wake it
     page = browser.get(f"http://127.0.0.1:{proxy.port}/", headers={"Host": space.host})
     assert page.status_code == 503 and "waking up" in page.text
     Space.objects.filter(pk=space.pk).update(sleep_time=3600)
     assert Space.objects.get(pk=space.pk).stage == "APP_STARTING"
     runner.converge()
+    # Woken by unpausing it: the same container answers gradio_client, no new one started.
+    assert client.predict("Frozen", api_name="/predict") == "Hello, Frozen!"
+    assert docker_ids(space.pk) == [awake_id[:12]] and Space.objects.get(pk=space.pk).container_id == awake_id
+    assert Runtime.objects.get(pk=space.pk).sleep_tier == ""
     assert (
         browser.get(f"http://127.0.0.1:{proxy.port}/config", headers={"Host": space.host}).status_code == 200
     )
@@ -298,6 +318,44 @@ def test_private_space_sleeps_and_wakes(runner, proxy, images, server, resolve_l
     space.refresh_from_db()
     assert space.stage == "RUNNING"
     assert client.predict("again", api_name="/predict") == "Hello, again!"
+
+
+def test_past_the_frozen_budget_the_oldest_sleeps_deeply(runner, proxy, images, settings, resolve_localhost):
+    """Two spaces frozen; with the frozen tier's budget between the newer one's memory and both's,
+    the one used longer ago sleeps deeply (its container and its cgroup gone) and the newer stays
+    frozen; a visit still wakes the deep one, in a new container, and a push to the frozen one
+    replaces its stale frozen container."""
+    older, newer = deployed("ivy", "older", images.hello), deployed("ivy", "newer", images.hello)
+    runner.converge()
+    awake = {s.pk: Space.objects.get(pk=s.pk).container_id for s in (older, newer)}
+    now = timezone.now()
+    Space.objects.filter(pk=older.pk).update(sleep_time=0, last_request_at=now - timedelta(hours=1))
+    Space.objects.filter(pk=newer.pk).update(sleep_time=0, last_request_at=now - timedelta(minutes=1))
+    runner.converge()
+    held = dict(Runtime.objects.filter(sleep_tier="frozen").values_list("space_id", "frozen_bytes"))
+    assert set(held) == {older.pk, newer.pk}
+    assert held[newer.pk] == pytest.approx(cgroup_memory(awake[newer.pk]), rel=0.05)
+
+    settings.FROZEN_MEMORY_MB = (held[newer.pk] + held[older.pk] // 2) // 2**20
+    runner.converge()
+    assert docker_ids(older.pk) == [] and cgroup_memory(awake[older.pk]) == 0
+    assert Runtime.objects.get(pk=older.pk).sleep_tier == "deep"
+    assert docker_ids(newer.pk) == [awake[newer.pk][:12]] and inspect(awake[newer.pk])["State"]["Paused"]
+    assert Runtime.objects.get(pk=newer.pk).sleep_tier == "frozen"
+
+    # The deep one wakes on a visit, in a new container; meanwhile a push to the frozen one makes
+    # its frozen container stale: removed, and the new version starts (both in the same passes).
+    Space.objects.filter(pk__in=[older.pk, newer.pk]).update(sleep_time=3600)
+    visit = proxy.get(older.host, "/")
+    assert visit.status_code == 503 and visit.headers["X-Spacedock-Wake"] == "APP_STARTING"
+    publish(newer, images.hello2)
+    runner.converge()
+    assert Client(proxy.url(older), verbose=False).predict("Ivy", api_name="/predict") == "Hello, Ivy!"
+    assert Client(proxy.url(newer), verbose=False).predict("Ivy", api_name="/predict") == "Howdy, Ivy!"
+    for space in (older, newer):
+        now_serving = Space.objects.get(pk=space.pk).container_id
+        assert now_serving != awake[space.pk] and docker_ids(space.pk) == [now_serving[:12]]
+    assert set(Runtime.objects.filter(pk__in=awake).values_list("sleep_tier", flat=True)) == {""}
 
 
 def test_runner_process_converges_after_kill_and_caddy_restart(
@@ -391,12 +449,7 @@ def test_runner_process_converges_after_kill_and_caddy_restart(
 
 @pytest.mark.fast
 def test_two_runners_never_hold_one_space(transactional_db):
-    from datetime import timedelta
-
     from django.contrib.auth.models import User
-    from django.utils import timezone
-
-    from runner.models import Runtime
 
     space = Space.create(User.objects.create(username="fay"), "shared")
     assert Runtime.claim(space.pk, "host:1")
@@ -410,11 +463,12 @@ def test_two_runners_never_hold_one_space(transactional_db):
     assert Runtime.claim(space.pk, "host:1")
 
 
-def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, proxy, images, browser):
+def test_browser_wakes_a_sleeping_private_space_from_its_embed_link(runner, proxy, images, browser, settings):
     from playwright.sync_api import expect
 
     space = deployed("gus", "napper", images.hello, visibility="private")
     runner.converge()
+    settings.FROZEN_MEMORY_MB = 0  # no frozen tier: it sleeps deeply, and the wake starts it afresh
     Space.objects.filter(pk=space.pk).update(sleep_time=0)
     runner.converge()
     space.refresh_from_db()

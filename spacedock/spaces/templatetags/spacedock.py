@@ -31,7 +31,17 @@ def stage_words(space) -> str:
     """A space's stage as the pages say it; a space nothing was pushed to yet is 'Empty', not an error."""
     if not getattr(space, "head_sha", "") and space.stage == "NO_APP_FILE":
         return "Empty"
+    if space.stage == "SLEEPING" and sleep_tier(space) == "frozen":
+        return "Sleeping (frozen: wakes at once)"
     return STAGE_WORDS.get(space.stage, space.stage)
+
+
+def sleep_tier(space) -> str:
+    """How a sleeping space sleeps: the runner writes it on its Runtime row, read through the
+    space's `runtime` relation (no import of the runner). A deployment, or a space the runner has
+    not seen yet, has none."""
+    runtime = getattr(space, "runtime", None)  # a missing row raises an AttributeError subclass
+    return getattr(runtime, "sleep_tier", "")
 
 
 @register.filter
