@@ -94,6 +94,28 @@ def gunicorn(tmp_path_factory, **env: str):
         proc.wait(10)
 
 
+def _delete_not_truncate(ops, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """Empties the tables after each transactional test with DELETE instead of TRUNCATE.
+
+    Postgres's TRUNCATE makes new files for every table (about 0.4 s a flush here, after each of the
+    suite's ~200 tests on a live server); DELETE of the few rows a test leaves takes milliseconds.
+    The tables end as empty either way. The lock keeps out other processes (gunicorn, the worker)
+    as TRUNCATE's does, and every foreign key is DEFERRABLE INITIALLY DEFERRED (Django makes them
+    so), so the order of the deletes does not matter within the flush's transaction.
+    """
+    if reset_sequences or not tables:
+        return _truncate(ops, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+    names = [ops.quote_name(table) for table in tables]
+    return [f"LOCK TABLE {', '.join(names)} IN ACCESS EXCLUSIVE MODE;"] + [f"DELETE FROM {n};" for n in names]
+
+
+if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    _truncate = DatabaseOperations.sql_flush
+    DatabaseOperations.sql_flush = _delete_not_truncate
+
+
 @pytest.fixture(scope="session")
 def server(django_db_setup, django_db_blocker, tmp_path_factory, registry) -> Server:
     """The suite's gunicorn, with the registry that builds publish to running beside it."""
