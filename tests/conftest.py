@@ -1,5 +1,6 @@
 """Fixtures that run Spacedock's real processes: gunicorn, git, the Celery worker and Docker."""
 
+import io
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
+from django.core.management import call_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,14 +134,16 @@ def live(server, transactional_db) -> Server:
 
 @pytest.fixture
 def token_for():
-    """issue_token, as an operator runs it: the token is the command's last line."""
+    """issue_token's token (its output's last line), the command run in this process.
+
+    A process of its own per token cost a Django start-up (1-2 s here) some 95 times a run;
+    tests/test_tokens.py and the README's test run the command as an operator does.
+    """
 
     def issue(username: str, scope: str = "write") -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", "issue_token", username, "--scope", scope],
-            cwd=ROOT, env=process_env(), capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return result.stdout.strip().splitlines()[-1]
+        out = io.StringIO()
+        call_command("issue_token", username, "--scope", scope, stdout=out, stderr=io.StringIO())
+        return out.getvalue().strip().splitlines()[-1]
 
     return issue
 
