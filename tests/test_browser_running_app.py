@@ -120,7 +120,7 @@ def test_owner_sets_secret_and_variable_and_the_app_restarts(running_space, page
     # The runner replaces the container; the page then shows the app again.
     deadline = time.monotonic() + 120
     while Space.objects.get(pk=space.pk).container_id in ("", container) and time.monotonic() < deadline:
-        time.sleep(1)
+        time.sleep(0.25)
     restarted = Space.objects.get(pk=space.pk)
     assert restarted.container_id and restarted.container_id != container, "the app did not restart"
     env = docker.from_env().containers.get(restarted.container_id).attrs["Config"]["Env"]

@@ -185,8 +185,7 @@ def test_spread_swap_drain_and_node_loss(swarm_runner, swarm_lab, lab_images, pr
     reader = {"Authorization": f"Bearer {token}"}
     assert proxy.get(napper.host, "/config").status_code == 403
     assert proxy.get(napper.host, "/config", headers=reader).status_code == 200
-    Space.objects.filter(pk=napper.pk).update(sleep_time=1)
-    time.sleep(2)
+    Space.objects.filter(pk=napper.pk).update(sleep_time=0)  # idle past it at once: no wait on a timer
     swarm_runner.converge()
     napper.refresh_from_db()
     assert napper.stage == "SLEEPING" and swarm_runner.backend.instances(napper.pk) == []

@@ -106,7 +106,7 @@ def test_readme_commands_run_as_written(clone, tmp_path, page):
             assert "ERROR" not in answer, answer
             return '"stage": "RUNNING"' in answer.replace('":"', '": "')
 
-        wait_until(running, 900, "the README's demo to run", every=3)
+        wait_until(running, 900, "the README's demo to run", every=1)
         host = {"Host": f"alice-hello.localhost:{port}"}
         app = requests.get(f"http://127.0.0.1:{port}/config", headers=host, timeout=30)
         assert app.status_code == 200 and "components" in app.json()

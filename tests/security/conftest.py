@@ -69,8 +69,11 @@ def _answers(url: str, text: str):
     return check
 
 
-@pytest.fixture
-def fake_hosts(tmp_path):
+@pytest.fixture(scope="module")
+def fake_hosts(tmp_path_factory):
+    """One set per module: the hosts only answer, no test changes them, and standing them up (a
+    namespace, three Python servers, each waited for) took ~10 s, paid before each egress test."""
+    tmp_path = tmp_path_factory.mktemp("fake-hosts")
     tag = uuid.uuid4().hex[:6]
     ns, host_if, ns_if = f"sdtest-{tag}", f"sdth-{tag}", f"sdtn-{tag}"
     # A /30 of the benchmarking range for the link; the private host gets an address of its own.
