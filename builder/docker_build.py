@@ -31,6 +31,9 @@ from spacedock.labels import LABEL_INSTANCE, LABEL_SPACE
 
 log = logging.getLogger(__name__)
 
+# Pulls of a published image into the runtime engine before giving up (see publish).
+PULL_ATTEMPTS = 3
+
 
 class BuildError(Exception):
     """A build or an engine call failed; the text says what, for the author or the operator."""
@@ -305,15 +308,20 @@ def publish(built: str, tag: str) -> str:
                 log.warning("could not remove %s from the build engine: %s", name, exc)
     if not digest:
         raise BuildError(f"The registry at {settings.BUILD_REGISTRY} gave no digest for {tag}")
-    try:
-        image = runtime_client().images.pull(repository, tag=digest, auth_config=registry_auth())
-        # Tagged too: an image with a digest and no tag counts as dangling, and a prune would take it.
-        image.tag(repository, version)
-    except docker.errors.APIError as exc:
-        raise BuildError(
-            f"The runtime engine could not pull {repository}@{digest}: {exc.explanation}"
-        ) from None
-    return f"{repository}@{digest}"
+    for _ in range(PULL_ATTEMPTS):
+        try:
+            image = runtime_client().images.pull(repository, tag=digest, auth_config=registry_auth())
+            # Tagged too: an image with a digest and no tag counts as dangling, and a prune would take it.
+            image.tag(repository, version)
+            return f"{repository}@{digest}"
+        except docker.errors.NotFound as exc:
+            # Until it is tagged it is dangling: another build's prune_dangling, finishing at that
+            # moment, may take it between the pull and the tag. Pulled again, it is back at once.
+            problem = exc.explanation
+        except docker.errors.APIError as exc:
+            problem = exc.explanation
+            break
+    raise BuildError(f"The runtime engine could not pull {repository}@{digest}: {problem}")
 
 
 def unpublish(ref: str) -> None:
