@@ -248,14 +248,11 @@ def memory(container_id: str) -> int:
     """The bytes the container's cgroup holds, from the engine's stats (memory_stats.usage:
     memory.usage_in_bytes on cgroup v1, memory.current on v2); 0 when it is gone. One sample
     (one_shot), not the stats stream's two a second apart."""
-    try:
-        with errors(f"reading the memory of {container_id[:12]}"):
-            stats = client().api.stats(container_id, stream=False, one_shot=True)
-    except RuntimeBackendError as exc:
-        if isinstance(exc.__cause__, docker.errors.NotFound):
-            return 0
-        raise
-    return int((stats.get("memory_stats") or {}).get("usage") or 0)
+    stats = unless_gone(
+        f"reading the memory of {container_id[:12]}",
+        lambda: client().api.stats(container_id, stream=False, one_shot=True),
+    )
+    return int(((stats or {}).get("memory_stats") or {}).get("usage") or 0)
 
 
 def tail(container_id: str, lines: int = 30) -> str:
@@ -357,9 +354,7 @@ def pool_containers() -> list:
     """This instance's pool containers, idle or adopted, running or not: those run_pool made (no
     image carries a LABEL_WARM that is not "")."""
     filters = {"label": [f"{LABEL_INSTANCE}={settings.INSTANCE}", LABEL_WARM]}
-    found = listed("listing pool containers", filters)
-    ours = [c for c in found if c.labels.get(LABEL_INSTANCE) == settings.INSTANCE]
-    return [c for c in ours if c.labels.get(LABEL_WARM)]
+    return [c for c in listed("listing pool containers", filters) if c.labels.get(LABEL_WARM)]
 
 
 def wait_for_line(container_id: str, line: str) -> bool:
