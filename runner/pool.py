@@ -19,6 +19,7 @@ import json
 import logging
 import tarfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -164,14 +165,23 @@ def adopt(spec: Spec) -> str | None:
 
 
 def hand_over(container_id: str, spec: Spec, the_plan: Plan) -> None:
-    docker_runtime.rename(container_id, docker_runtime.container_name(spec))
-    docker_runtime.set_limits(container_id, spec.memory_mb, spec.cpus, spec.pids)
     workdir = PurePosixPath(the_plan.workdir)
-    docker_runtime.copy_folder(spec.image, str(workdir), container_id, str(workdir.parent))
     # What a fresh container of the image would have: the image's ENV, then the runner's.
     env = {**the_plan.env, **spec.env, "PORT": str(spec.app_port)}
     payload = json.dumps({"env": env, "argv": the_plan.argv, "workdir": the_plan.workdir}).encode()
-    docker_runtime.put_files(container_id, FOLDER, private_file(PurePosixPath(ADOPT).name, payload))
+    steps = (
+        lambda: docker_runtime.rename(container_id, docker_runtime.container_name(spec)),
+        lambda: docker_runtime.set_limits(container_id, spec.memory_mb, spec.cpus, spec.pids),
+        lambda: docker_runtime.copy_folder(spec.image, str(workdir), container_id, str(workdir.parent)),
+        lambda: docker_runtime.put_files(
+            container_id, FOLDER, private_file(PurePosixPath(ADOPT).name, payload)
+        ),
+    )
+    # Four independent calls to the engine, made at once: the visitor waits for the slowest (the
+    # copy, ~0.15 s), not for their sum (~0.4 s). The app starts only once all four are done.
+    with ThreadPoolExecutor(len(steps), thread_name_prefix="adopt") as engine:
+        for step in [engine.submit(step) for step in steps]:
+            step.result()  # the first step's RuntimeBackendError, once every step is over
     docker_runtime.send_signal(container_id, "SIGUSR1")
 
 

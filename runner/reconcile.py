@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 30
 # A thawed container that does not answer within this long is removed and started afresh.
 THAW_SECONDS = 10
+# A starting app is looked at when it prints or its container changes (Runner.stir). One that
+# prints nothing is looked at after a gap that grows from the first to the longest; and however
+# much an app prints, it is not asked more often than every shortest gap.
+FIRST_LOOK_GAP = 0.05
+LONGEST_LOOK_GAP = 0.5
+SHORTEST_LOOK_GAP = 0.02
 
 
 @dataclass
@@ -60,6 +66,9 @@ class Starting:
     flavour: str = ""  # the hardware flavour it was started on (hardware.current once it serves)
     notes: str = ""  # the stage message once it serves (a full bucket mounted read-only)
     full: set[int] = field(default_factory=set)  # buckets mounted read-only because they are full
+    # Set by the app's output and its container's events (Runner.stir): the moment to look again.
+    stirred: threading.Event = field(default_factory=threading.Event)
+    gap: float = 0.0  # the wait before looking again at an app that has said nothing (0: the first)
 
 
 def target_of(space: Space) -> str:
@@ -139,6 +148,9 @@ class Runner:
         # bucket watch restarts it when that set is no longer the right one (Runner.watch_buckets).
         self.full_mounts: dict[int, set[int]] = {}
         self.stopping = threading.Event()
+        # A pass starts when this is set (a nudge, a Docker event, a starting app's output) or when
+        # the command's timer runs out.
+        self.wake = threading.Event()
         self.warming: Future | None = None  # the warm pool's refill (backend.warm), in the background
         # Frozen spaces that go to deep sleep on this pass (Runtime.too_cold, read once per pass).
         self.cold: set[int] = set()
@@ -439,10 +451,14 @@ class Runner:
 
     def check_start(self, start: Starting, look: float = 1.0) -> str | None:
         """'' once the app answers HTTP, None while it may still, else why not. Looks for at most
-        `look` seconds: a pass must never wait minutes on one app."""
+        `look` seconds: a pass must never wait minutes on one app. Between looks it waits for the
+        app to print (Gradio says "Running on" once it serves) or its container to change, not on
+        a fixed timer; an app that prints nothing is looked at after a growing gap."""
         config = start.config
         until = time.monotonic() + look
         while not self.stopping.is_set():
+            start.stirred.clear()  # output from here on is news: it wakes the wait below
+            looked = time.monotonic()
             container = self.backend.get(start.container.id)
             if container is None:
                 return "The app's container vanished while starting."
@@ -462,10 +478,26 @@ class Runner:
                     f"The app did not answer HTTP on port {config.app_port} within {start.timeout} s "
                     "(startup_duration_timeout). Does it listen on 0.0.0.0 and that port?"
                 )
-            if time.monotonic() > until:
+            left = until - time.monotonic()
+            if left <= 0:
                 return None
-            time.sleep(0.2)
+            gap = start.gap or FIRST_LOOK_GAP
+            if start.stirred.wait(min(gap, left)):
+                # A chatty app (a progress bar while it loads a model) is not asked on every line.
+                self.stopping.wait(max(looked + SHORTEST_LOOK_GAP - time.monotonic(), 0))
+                continue
+            start.gap = min(gap * 2, LONGEST_LOOK_GAP)
+            if gap >= left:
+                return None  # this look is over; the next pass's begins by looking
         return None
+
+    def stir(self, container_id: str) -> None:
+        """The container printed or changed: if it is starting, look at it now (Runner.check_start),
+        and start a pass if none is looking. Called from the log followers and the event watch."""
+        for start in [*self.starting.values(), *self.deployments_starting.values()]:
+            if start.container.id == container_id and not start.stirred.is_set():
+                start.stirred.set()
+                self.wake.set()
 
     def fail(self, space: Space, runtime: Runtime, target: str, container, reason: str, live=None) -> None:
         start = self.starting.get(space.pk)
@@ -718,6 +750,7 @@ class Runner:
             stamp = int(since.timestamp()) if since else None
             for line in logstream.sampled(self.backend.follow(container_id, since=stamp)):
                 RunLogLine.append(space, line)
+                self.stir(container_id)
         except (RuntimeBackendError, Space.DoesNotExist):
             pass
         finally:

@@ -18,9 +18,12 @@ from spacedock.accounts.models import AccessToken
 from spacedock.spaces.embed import space_embed_url
 from spacedock.spaces.models import Space
 from tests.runner_fixtures import (
+    APP_DOCKERFILE,
     DOCKER,
+    GREETER,
     cgroup_memory,
     deployed,
+    docker_build,
     docker_ids,
     publish,
     runner_loop,
@@ -242,6 +245,32 @@ def test_failures_end_in_runtime_error_with_log_tail(runner, proxy, images, serv
     runner.converge(2)
     assert docker_ids(space.pk) == []
     assert proxy.get(space.host).status_code == 503
+
+
+def test_a_starting_app_is_looked_at_when_it_says_it_serves(
+    runner, proxy, images, monkeypatch, resolve_localhost, tmp_path
+):
+    """No timer between looks: with the fallback gap longer than the look, only the app's own
+    output ("Running on ...", printed once Gradio serves) can end the look with an answer."""
+    # Still loading its model (asleep) when the first pass looks: that look cannot see it serve.
+    slow = docker_build(
+        f"{settings.INSTANCE}-runner-test/slow:1",
+        APP_DOCKERFILE.format(sdk=images.sdk, python="python"),
+        {"app.py": "import time\ntime.sleep(4)\n" + GREETER.format(greeting="Hello")},
+        tmp_path,
+    )
+    monkeypatch.setattr("runner.reconcile.FIRST_LOOK_GAP", 3600)
+    monkeypatch.setattr("runner.reconcile.LONGEST_LOOK_GAP", 3600)
+    space = deployed("dora", "prompt", slow)
+    runner.tick(wait=True)  # starts it and looks for a second
+    start = runner.starting[space.pk]
+    assert runner.check_start(start, look=120) == ""
+    lines = list(space.run_lines.values_list("text", flat=True))
+    assert any("Running on" in line for line in lines), lines
+    runner.converge()
+    space.refresh_from_db()
+    assert space.stage == "RUNNING", space.stage_message
+    assert Client(proxy.url(space), verbose=False).predict("Dora", api_name="/predict") == "Hello, Dora!"
 
 
 def test_private_space_sleeps_and_wakes(runner, proxy, images, server, resolve_localhost):

@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, interval: float, **options):
         runner = Runner()
-        wake = threading.Event()
+        wake = runner.wake
         heartbeat = runner_heartbeat_path()
 
         def on_term(signum, frame):
@@ -53,8 +53,9 @@ class Command(BaseCommand):
                 log.warning("runner: %s (trying again)", exc)
             except Exception:
                 log.exception("runner: pass failed")
-            # A starting app is looked at each pass, briefly (Runner.progress): look again soon.
-            wake.wait(min(interval, 0.5) if runner.starting else interval)
+            # A starting app's output or event starts a pass at once (Runner.stir); an app that
+            # prints nothing is looked at again soon all the same.
+            wake.wait(min(interval, 0.5) if runner.starting or runner.deployments_starting else interval)
             wake.clear()
         runner.shutdown()
         log.info("runner: stopped")
@@ -66,6 +67,7 @@ class Command(BaseCommand):
                 for kind, space_id, instance_id in runner.backend.events(runner.stopping):
                     if kind == "oom" and space_id is not None:
                         runner.out_of_memory(space_id, instance_id)
+                    runner.stir(instance_id)  # a starting app that died is failed at once
                     wake.set()
             except RuntimeBackendError:
                 pass
