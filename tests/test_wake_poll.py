@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from spacedock.proxy import views
 from spacedock.spaces import stages
@@ -52,9 +53,32 @@ def test_a_poll_is_answered_when_the_runner_says_running(transactional_db):
     assert answer["stage"] == "RUNNING" and answer["starting"]
 
 
+def test_a_held_poll_waits_on_the_stage_move_not_on_reads_of_the_row(transactional_db, settings):
+    """With Redis the held poll is told when the stage moves (notify.stage_moved): it reads the
+    row when it starts and once the runner has moved it, not every 50 ms meanwhile.
+    Without Redis (one host, `make up` with nothing set) it reads the row in a loop, and answers
+    all the same."""
+    space = starting_space()
+    for redis_url in (settings.REDIS_URL, ""):
+        settings.REDIS_URL = redis_url
+        Space.objects.filter(pk=space.pk).update(stage="APP_STARTING")
+        mover = later(1.0, lambda: stages.app_running(Space.objects.get(pk=space.pk)))
+        with CaptureQueriesContext(connection) as queries:
+            answer = poll(space)
+        mover.join()
+        assert answer["stage"] == "RUNNING"
+        held = 'SELECT "spaces_space"."stage" AS "stage", "spaces_space"."stage_message" AS "stage_message"'
+        reads = [q for q in queries if q["sql"].startswith(held)]
+        if redis_url:
+            # When it starts, when its subscription is confirmed, when the stage moved.
+            assert len(reads) <= 3, len(reads)
+        else:
+            assert len(reads) > 3  # the loop: proves the count above tells the two apart
+
+
 def test_a_poll_carries_a_new_message_while_still_starting(transactional_db):
     space = starting_space()
-    mover = later(0.3, lambda: Space.objects.filter(pk=space.pk).update(stage_message="Queued for hardware"))
+    mover = later(0.3, lambda: stages.hardware_queued(Space.objects.get(pk=space.pk), "Queued for hardware"))
     answer = poll(space)
     mover.join()
     assert answer == {

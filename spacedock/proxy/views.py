@@ -72,12 +72,16 @@ def held_until_moved(request, space: Space | Deployment) -> tuple[Space | Deploy
     try:
         seen = (space.stage, space.stage_message)
         deadline = time.monotonic() + HOLD_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            now = type(space).objects.filter(pk=space.pk).values_list("stage", "stage_message").first()
-            if now != seen:
-                space.refresh_from_db()
-                break
+        with notify.stage_watch(space._meta.model_name, space.pk) as wait:
+            while True:
+                now = type(space).objects.filter(pk=space.pk).values_list("stage", "stage_message").first()
+                if now != seen:
+                    space.refresh_from_db()
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wait(left)  # until the runner moves its stage (notify.stage_moved), not on a timer
     finally:
         release()
     return space, True

@@ -5,17 +5,27 @@ poke_on_commit.
 With Redis it is a pub/sub message. Without (`make up` with nothing set: one host), it is a
 datagram to a socket the runner listens on, in Linux's abstract namespace (no file to clean up),
 named after the install. Either way, a nudge that is lost costs only the runner's timer.
+
+The other way round, a stage that moved (stages.py) is published too, for the wake page's held
+polls (stage_watch): the page reloads into the app the moment the runner says RUNNING.
 """
 
 import hashlib
 import logging
 import socket
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
+
+
+# Longer than any hold (spacedock/proxy/views.py HOLD_SECONDS): a read that times out is an error.
+HOLD_SOCKET_SECONDS = 30
 
 
 def channel() -> str:
@@ -81,3 +91,60 @@ def _listen_locally(wake: threading.Event, stopping: threading.Event) -> None:
             except TimeoutError:
                 continue
             wake.set()
+
+
+# Without Redis, a held wake-page poll reads the row again this often: one host, one process's
+# own database, where a read is cheap.
+UNWATCHED_READ_SECONDS = 0.05
+
+
+def stage_channel(kind: str, pk: int) -> str:
+    return f"{settings.INSTANCE}:stage:{kind}:{pk}"
+
+
+def stage_moved(kind: str, pk: int) -> None:
+    """Tells the polls held on this row (a space, or a pin's or preview's deployment) that its stage
+    or message moved, once the move is committed: a poll told sooner would read the old row."""
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    def publish() -> None:
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).publish(
+                stage_channel(kind, pk), "moved"
+            )
+        except redis.RedisError as exc:  # the poll reads the row again when its hold ends
+            log.warning("could not publish a stage move: %s", exc)
+
+    transaction.on_commit(publish)
+
+
+@contextmanager
+def stage_watch(kind: str, pk: int) -> Iterator[Callable[[float], None]]:
+    """A wait(seconds) that returns early once the row's stage moves (stage_moved). Subscribed
+    on entry: read the row after entering, and no move in between is missed."""
+    if not settings.REDIS_URL:
+        yield lambda seconds: time.sleep(min(seconds, UNWATCHED_READ_SECONDS))
+        return
+    import redis
+
+    pubsub = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=HOLD_SOCKET_SECONDS).pubsub()
+    try:
+        pubsub.subscribe(stage_channel(kind, pk))
+    except redis.RedisError as exc:
+        log.warning("cannot watch stage moves, reading the row again instead: %s", exc)
+        pubsub.close()
+        yield lambda seconds: time.sleep(min(seconds, UNWATCHED_READ_SECONDS))
+        return
+
+    def wait(seconds: float) -> None:
+        try:
+            pubsub.get_message(ignore_subscribe_messages=True, timeout=seconds)
+        except redis.RedisError:
+            time.sleep(min(seconds, UNWATCHED_READ_SECONDS))
+
+    try:
+        yield wait
+    finally:
+        pubsub.close()

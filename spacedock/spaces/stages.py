@@ -200,6 +200,10 @@ def _move(model, pk: int, transition: str, message: Message, where: Q | None, fi
         stage_message=_by_source("stage", moves, {t: messages.get(t, "") for t in targets}),
         **fields,
     )
+    if updated:
+        from spacedock.spaces import notify
+
+        notify.stage_moved(model._meta.model_name, pk)  # a held wake-page poll answers at once
     return bool(updated)
 
 
