@@ -105,7 +105,7 @@ def warm_pool(settings):
 
 
 def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(
-    images, tmp_path, warm_pool, settings, request
+    images, tmp_path, warm_pool, settings, request, monkeypatch
 ):
     one = deployed("alice", "pool-one", adoptable_image(images, tmp_path, "one", "marker-of-one"))
     two = deployed("bob", "pool-two", adoptable_image(images, tmp_path, "two", "marker-of-two"))
@@ -203,6 +203,13 @@ def test_two_spaces_adopt_two_warm_containers_each_sees_only_its_own(
     assert docker_runtime.get(cold.id).status == "running"
     fresh = {c.id for c in docker_runtime.pool_containers() if pool.is_idle(c)}
     assert len(fresh) == 2 and not fresh & {first, second}
+    # Files over MAX_FILES_MB (a model kept in the repo, say) start cold even with a ready
+    # container: adopting would copy them on the visitor's path, where the image has them in place.
+    ready = wait_for(lambda: pool.idle(images.sdk), 120, what="a refilled pool")
+    monkeypatch.setattr(pool, "MAX_FILES_MB", 0)  # this app's few kB are over it
+    assert pool.adopt(spec_one) is None
+    assert {c.id for c in pool.idle(images.sdk)} == {c.id for c in ready}  # none was taken
+    monkeypatch.undo()
     pool.forget(first)
     assert docker_runtime.get(first) is None and not Adoption.objects.filter(container_id=first).exists()
 
