@@ -359,7 +359,7 @@ def main() -> None:
                 print(f"{name}, median: {statistics.median(samples):.2f} s")
                 figures.append({"name": f"{name} (s, median)", "value": statistics.median(samples)})
         result = {
-            "benchmark": "runtime",
+            "benchmark": "runtime" if settings.REDIS_URL else "runtime_embedded",
             "figures": figures,
             "note": (
                 f"{len(live)} rounds; wrk {opts.seconds:.0f} s per run; "

@@ -106,6 +106,33 @@ def fmt(value) -> str:
     return str(value)
 
 
+# Benchmarks that measure the same figures in two setups, shown in one table: (title, left, right).
+PAIRS = [("runtime: Postgres and Redis beside the embedded default", "runtime", "runtime_embedded")]
+
+
+def side_by_side(results: list[dict]) -> list[str]:
+    by_name = {r.get("benchmark"): r for r in results if "error" not in r}
+    lines = []
+    for title, left, right in PAIRS:
+        if left not in by_name or right not in by_name:
+            continue
+        theirs = {f["name"]: f["value"] for f in by_name[right].get("figures", [])}
+        lines += [
+            f"## {title}",
+            "",
+            f"| figure | {left} | {right} | {right} / {left} |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for figure in by_name[left].get("figures", []):
+            if figure["name"] in theirs:
+                mine, other = figure["value"], theirs[figure["name"]]
+                ratio = fmt(other / mine) if mine else ""
+                lines.append(f"| {figure['name']} | {fmt(mine)} | {fmt(other)} | {ratio} |")
+        lines += ["", f"(each column from its own section below, run at {by_name[left].get('when', '?')} and "
+                  f"{by_name[right].get('when', '?')})", ""]  # fmt: skip
+    return lines
+
+
 def report(results: list[dict], plot: Path | None) -> str:
     lines = [
         "# Spacedock benchmarks",
@@ -118,6 +145,7 @@ def report(results: list[dict], plot: Path | None) -> str:
     ]
     if plot:
         lines += [f"![measured against target]({plot.name})", ""]
+    lines += side_by_side(results)
     for result in results:
         lines += [f"## {result['benchmark']}", ""]
         if "error" in result:
