@@ -16,7 +16,8 @@ def main() -> int:
     hook = sys.argv[1]
     request = {
         "hook": hook,
-        "stdin": sys.stdin.read(),
+        # Ref names are bytes to git: whatever the locale, they go through as they came.
+        "stdin": sys.stdin.buffer.read().decode("utf-8", "surrogateescape"),
         "env": {key: os.environ[key] for key in QUARANTINE_ENV if key in os.environ},
     }
     try:
@@ -31,8 +32,8 @@ def main() -> int:
     except (KeyError, OSError, ValueError) as exc:
         print(f"Spacedock: the {hook} hook could not reach the server ({exc}).", file=sys.stderr)
         return 1
-    sys.stdout.write(answer.get("out", ""))
-    sys.stderr.write(answer.get("err", ""))
+    sys.stdout.buffer.write(answer.get("out", "").encode("utf-8", "surrogateescape"))
+    sys.stderr.buffer.write(answer.get("err", "").encode("utf-8", "surrogateescape"))
     return int(answer.get("code", 1))
 
 
