@@ -66,20 +66,30 @@ def _unreachable(engine: str, exc: Exception) -> BuildError:
     return BuildError(f"The {engine} engine does not answer at {engine_url(engine)} ({exc}). {how}.")
 
 
+_clients: dict[tuple[str, int], docker.DockerClient] = {}
+
+
+def _engine(engine: str) -> docker.DockerClient:
+    # One client per engine and process: a new client first asks the engine for its API version,
+    # a round trip, and a code-only build made eight of them before its image was live.
+    # Keyed by process too: Celery forks its pool, and a connection is never shared across a fork.
+    key = (engine_url(engine), os.getpid())
+    if (found := _clients.get(key)) is None:
+        try:
+            found = _clients[key] = docker.DockerClient(base_url=key[0], timeout=120)
+        except docker.errors.DockerException as exc:
+            raise _unreachable(engine, exc) from None
+    return found
+
+
 def client() -> docker.DockerClient:
     """The build engine."""
-    try:
-        return docker.DockerClient(base_url=engine_url("build"), timeout=120)
-    except docker.errors.DockerException as exc:
-        raise _unreachable("build", exc) from None
+    return _engine("build")
 
 
 def runtime_client() -> docker.DockerClient:
     """The engine that runs the spaces."""
-    try:
-        return docker.DockerClient(base_url=engine_url("runtime"), timeout=120)
-    except docker.errors.DockerException as exc:
-        raise _unreachable("runtime", exc) from None
+    return _engine("runtime")
 
 
 def docker_cli() -> str:
@@ -288,26 +298,41 @@ def publish(built: str, tag: str) -> str:
     pushed = f"{settings.BUILD_REGISTRY}/{repository.split('/', 1)[1]}"
     auth = {**registry_auth(), "serveraddress": settings.BUILD_REGISTRY}
     digest = ""
+    # The build engine drops its names of the image while the runtime engine pulls it: two
+    # engines, so the build's end does not wait for one after the other.
+    dropping = threading.Thread(target=_drop_from_build_engine, args=([f"{pushed}:{version}", built],))
     try:
-        image = client().images.get(built)
-        image.tag(pushed, version)
-        for line in client().api.push(pushed, version, auth_config=auth, stream=True, decode=True):
-            if line.get("error"):
-                raise BuildError(
-                    f"The build engine could not push to the registry at {settings.BUILD_REGISTRY}: "
-                    f"{line['error']} (is deploy/registry.sh running, and linked to the build engine?)"
-                )
-            digest = (line.get("aux") or {}).get("Digest", digest)
-    except docker.errors.APIError as exc:
-        raise BuildError(f"The build engine could not push {tag}: {exc.explanation}") from None
+        try:
+            image = client().images.get(built)
+            image.tag(pushed, version)
+            for line in client().api.push(pushed, version, auth_config=auth, stream=True, decode=True):
+                if line.get("error"):
+                    raise BuildError(
+                        f"The build engine could not push to the registry at {settings.BUILD_REGISTRY}: "
+                        f"{line['error']} (is deploy/registry.sh running, and linked to the build engine?)"
+                    )
+                digest = (line.get("aux") or {}).get("Digest", digest)
+        except docker.errors.APIError as exc:
+            raise BuildError(f"The build engine could not push {tag}: {exc.explanation}") from None
+        finally:
+            dropping.start()
+        if not digest:
+            raise BuildError(f"The registry at {settings.BUILD_REGISTRY} gave no digest for {tag}")
+        return _pull(repository, version, digest)
     finally:
-        for name in (f"{pushed}:{version}", built):
-            try:
-                client().images.remove(name, noprune=False)
-            except docker.errors.APIError as exc:
-                log.warning("could not remove %s from the build engine: %s", name, exc)
-    if not digest:
-        raise BuildError(f"The registry at {settings.BUILD_REGISTRY} gave no digest for {tag}")
+        dropping.join()
+
+
+def _drop_from_build_engine(names: list[str]) -> None:
+    for name in names:
+        try:
+            client().images.remove(name, noprune=False)
+        except docker.errors.APIError as exc:
+            log.warning("could not remove %s from the build engine: %s", name, exc)
+
+
+def _pull(repository: str, version: str, digest: str) -> str:
+    """Pulls a published image into the runtime engine by digest, and tags it `version`."""
     for _ in range(PULL_ATTEMPTS):
         try:
             image = runtime_client().images.pull(repository, tag=digest, auth_config=registry_auth())

@@ -14,7 +14,7 @@ from gradio_client import Client
 
 from builder import docker_build, tasks
 from builder.images import image_tag, prune_images, sdk_image_tag
-from spacedock.labels import LABEL_INSTANCE, LABEL_POOL, LABEL_SDK, LABEL_WARM
+from spacedock.labels import LABEL_INSTANCE, LABEL_POOL, LABEL_SDK, LABEL_SPACE, LABEL_WARM
 from spacedock.spaces.models import Build, Deployment, Space, Variable
 from tests.conftest import HELLO_APP, HELLO_README, wait_until
 
@@ -67,7 +67,7 @@ REQS_APP = HELLO_APP.replace("import gradio as gr", "import gradio as gr\nimport
 
 
 def test_gradio_space_builds_in_layers_and_its_image_answers(
-    live, worker, token_for, make_repo, run_image, docker_client, settings
+    live, worker, token_for, make_repo, run_image, docker_client, build_engine, settings
 ):
     token = token_for("alice")
     repo = make_repo({"README.md": HELLO_README, "app.py": REQS_APP, "requirements.txt": "six==1.17.0\n"})
@@ -110,6 +110,10 @@ def test_gradio_space_builds_in_layers_and_its_image_answers(
     assert new_layers[:-1] == old_layers[:-1]
     assert new_layers[-1] != old_layers[-1]
     assert "Reusing the shared Gradio" in log_text(rebuilt)
+    # Once in the registry, the build engine keeps no name of either image: a later build's FROM
+    # cannot start from it (its layers stay in BuildKit's cache).
+    ours = [f"{LABEL_INSTANCE}={settings.INSTANCE}", f"{LABEL_SPACE}={space.pk}"]
+    assert build_engine.images.list(filters={"label": ours}) == []
 
     # Old images go beyond the last few kept; nothing that is not ours is touched.
     someone_else = docker_client.images.get(settings.BASE_IMAGE)

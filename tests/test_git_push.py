@@ -1,11 +1,16 @@
 """git push and clone over smart HTTP, with the real git client against gunicorn."""
 
 import os
+import stat
+import subprocess
+import sys
 
 import pytest
 import requests
 
+from spacedock.gitserver.receive import HookServer
 from spacedock.gitserver.repo import path_for
+from spacedock.gitserver.views import HOOKS_DIR
 from spacedock.spaces.models import Build, Space
 
 
@@ -224,3 +229,37 @@ def test_newer_push_cancels_the_older_build(live, token_for, make_repo, settings
     assert states[first] == "cancelled"
     assert states[second] != "cancelled"
     assert f"superseded by {second[:7]}" in Build.objects.get(commit_sha=first).error
+
+
+def run_hook(name: str, socket_path: str, stdin: str) -> subprocess.CompletedProcess:
+    """git's hook as git http-backend runs it, with the environment the git server gives it."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "SPACEDOCK_PYTHON": sys.executable,
+        "SPACEDOCK_HOOK_SOCKET": socket_path,
+    }
+    return subprocess.run([str(HOOKS_DIR / name)], input=stdin, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.fast
+def test_a_hook_that_cannot_reach_the_server_refuses_the_push(tmp_path):
+    # Nothing listens there: the push is refused, never let in unchecked.
+    pushed = run_hook("pre-receive", str(tmp_path / "gone.sock"), f"{'0' * 40} {'1' * 40} refs/heads/main\n")
+    assert pushed.returncode != 0
+    assert "the pre-receive hook could not reach the server" in pushed.stderr
+
+
+def test_a_push_the_server_fails_to_check_is_refused_and_says_so(transactional_db):
+    # The space went away between the request's checks and its hooks (deleted meanwhile).
+    hooks = HookServer(space_id=10**9)
+    try:
+        # Only this user may reach the socket: its folder is private.
+        assert stat.S_IMODE(hooks.folder.stat().st_mode) == 0o700
+        pushed = run_hook(
+            "pre-receive", hooks.env()["SPACEDOCK_HOOK_SOCKET"], f"{'0' * 40} {'1' * 40} refs/heads/main\n"
+        )
+    finally:
+        hooks.close()
+    assert pushed.returncode != 0
+    assert "the server failed to process this push; the operator's log has more" in pushed.stderr
+    assert not hooks.folder.exists()

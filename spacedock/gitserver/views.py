@@ -7,7 +7,6 @@ memory: a push of hundreds of MiB costs a pipe buffer, not its size.
 import logging
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from spacedock.accounts.auth import BadCredentials, principal
 from spacedock.accounts.models import QuotaExceeded, creatable_namespace
 from spacedock.clients import client_ip
 from spacedock.gitserver import buildtoken
+from spacedock.gitserver.receive import HookServer
 from spacedock.gitserver.repo import DEFAULT_BRANCH
 from spacedock.spaces.models import Space, valid_name
 
@@ -147,7 +147,9 @@ def push_too_large(size: int = 0) -> str:
     )
 
 
-def _cgi_environ(request, space: Space, remote_user: str, action: str, config: dict[str, str]) -> dict:
+def _cgi_environ(
+    request, space: Space, remote_user: str, action: str, config: dict[str, str], hooks: HookServer | None
+) -> dict:
     config = {
         # Hooks come from the code, not from the repository: a repo cannot bring its own.
         "core.hooksPath": str(HOOKS_DIR),
@@ -171,9 +173,7 @@ def _cgi_environ(request, space: Space, remote_user: str, action: str, config: d
         "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),
         "REMOTE_USER": remote_user,
         "GIT_CONFIG_COUNT": str(len(config)),
-        "SPACEDOCK_PYTHON": sys.executable,
-        "SPACEDOCK_MANAGE": str(Path(settings.BASE_DIR) / "manage.py"),
-        "SPACEDOCK_SPACE_ID": str(space.pk),
+        **(hooks.env() if hooks else {}),
     }
     for number, (key, value) in enumerate(config.items()):
         env[f"GIT_CONFIG_KEY_{number}"], env[f"GIT_CONFIG_VALUE_{number}"] = key, value
@@ -215,13 +215,20 @@ def _run_backend(request, space: Space, remote_user: str, action: str, config: d
     chunked = not request.META.get("CONTENT_LENGTH")
     if request.method == "POST" and chunked and not request.META.get("wsgi.input_terminated"):
         return _text(411, "This server needs a Content-Length, or a server that ends chunked bodies.")
-    proc = subprocess.Popen(
-        ["git", "http-backend"],
-        env=_cgi_environ(request, space, remote_user, action, config or {}),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # Only a push runs hooks, and they reach this process through the HookServer's socket.
+    hooks = HookServer(space.pk) if action == "git-receive-pack" else None
+    try:
+        proc = subprocess.Popen(
+            ["git", "http-backend"],
+            env=_cgi_environ(request, space, remote_user, action, config or {}, hooks),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except BaseException:
+        if hooks:
+            hooks.close()
+        raise
     feeder = threading.Thread(target=_copy_body, args=(request, proc.stdin), daemon=True)
     feeder.start()
     errors: list[bytes] = []
@@ -248,6 +255,8 @@ def _run_backend(request, space: Space, remote_user: str, action: str, config: d
             feeder.join(timeout=5)
             code = proc.wait()
             drain.join(timeout=5)
+            if hooks:
+                hooks.close()
             if code or (errors and errors[0].strip()):
                 log.warning("git http-backend exited %s: %s", code, b"".join(errors).decode(errors="replace"))
 
