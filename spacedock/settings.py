@@ -273,8 +273,9 @@ else:
         # Worker pings and other control messages: else kombu writes them to ./control.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
-        # How often a worker looks in the queue folder: kombu's default second would add up to a
-        # second to every build's start; a listing of a small folder costs little.
+        # How often a worker looks in the queue folder where inotify cannot tell it that a message
+        # came (spacedock/broker.py): kombu's default second would add up to a second to a build's
+        # start; a listing of a small folder costs little.
         "polling_interval": 0.1,
     }
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,11 +1,12 @@
 """The embedded default's filesystem broker hands a worker whole messages only (spacedock/broker.py)."""
 
 import threading
-from queue import Empty
+from queue import Empty, SimpleQueue
 
 import pytest
 from kombu import Connection
 
+from spacedock import broker
 from spacedock.broker import Transport
 
 pytestmark = pytest.mark.fast
@@ -48,3 +49,23 @@ def test_a_worker_never_takes_a_message_before_it_is_whole(tmp_path):
     got, errors = race(Transport, tmp_path)
     assert errors == [] and sorted(got) == list(range(40))
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+def test_an_idle_worker_takes_a_message_when_it_arrives_not_at_its_next_look(tmp_path, monkeypatch):
+    """With looks an hour apart, only the message's arrival (inotify) wakes the worker: without
+    it, the worker below would take the build an hour late, and the test would fail at 30 s."""
+    monkeypatch.setattr(broker, "UNWATCHED_LOOK_SECONDS", 3600)
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "polling_interval": 3600}
+    worker = Connection("filesystem://", transport=Transport, transport_options=options)
+    taken = SimpleQueue()
+
+    def work():
+        message = worker.SimpleQueue("builds").get(timeout=3600)  # idle when the build is queued
+        message.ack()
+        taken.put(message.payload)
+
+    threading.Thread(target=work, daemon=True).start()
+    with Connection("filesystem://", transport=Transport, transport_options=options) as web:
+        threading.Event().wait(0.5)  # the worker has looked, found nothing, and waits
+        web.SimpleQueue("builds").put({"build": 7})
+        assert taken.get(timeout=30) == {"build": 7}
