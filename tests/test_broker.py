@@ -14,6 +14,7 @@ pytestmark = pytest.mark.fast
 
 def channel(transport, folder):
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+    options["control_folder"] = str(folder / "control")  # else kombu writes exchanges to ./control
     return Connection("filesystem://", transport=transport, transport_options=options).channel()
 
 
@@ -55,7 +56,12 @@ def test_an_idle_worker_takes_a_message_when_it_arrives_not_at_its_next_look(tmp
     """With looks an hour apart, only the message's arrival (inotify) wakes the worker: without
     it, the worker below would take the build an hour late, and the test would fail at 30 s."""
     monkeypatch.setattr(broker, "UNWATCHED_LOOK_SECONDS", 3600)
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "polling_interval": 3600}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+        "polling_interval": 3600,
+    }
     worker = Connection("filesystem://", transport=Transport, transport_options=options)
     taken = SimpleQueue()
 
