@@ -262,7 +262,8 @@ def main() -> None:
             print(f"  push-to-live round {i}: {live[-1]:.2f} s", flush=True)
 
         space.refresh_from_db()
-        direct = f"http://127.0.0.1:{space.port}/config"
+        # The container's published port, not space.port: that is wherever Caddy dials the app.
+        direct = f"http://127.0.0.1:{bare_port(space.container_id)}/config"
         pairs, caddy_us = compare(direct, proxy + "/config", host, opts.rounds, opts.seconds, caddy_proc.pid)
         # Where the loss comes from: the same, with the app on core 0 and Caddy and wrk on core 1.
         pinned, cpus = [], os.cpu_count() or 1
