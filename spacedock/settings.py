@@ -381,6 +381,8 @@ CADDY_ADMIN = envstr("SPACEDOCK_CADDY_ADMIN", "127.0.0.1:2019")
 CADDY_ACCESS_LOG = Path(envstr("SPACEDOCK_CADDY_ACCESS_LOG", str(DATA_DIR / "caddy-access.log")))
 # Cores Caddy's Go scheduler may use (GOMAXPROCS); 0: half the machine's, at least one.
 CADDY_PROCS = envint("SPACEDOCK_CADDY_PROCS", "0")
+# Caddy's GOGC: how far its heap grows past the live data before Go collects (100 is Go's default).
+CADDY_GOGC = envint("SPACEDOCK_CADDY_GOGC", "400")
 # "on-demand": Caddy gets certificates for the platform and each space as they are first visited,
 # asking /tls/ask first; "off" for plain http (SCHEME=http) or a wildcard certificate elsewhere.
 TLS_MODE = envstr("SPACEDOCK_TLS", "on-demand" if SCHEME == "https" else "off")
