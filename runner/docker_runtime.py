@@ -278,6 +278,12 @@ def state(container) -> dict:
     return container.attrs.get("State", {})
 
 
+def bridge_address(container) -> str:
+    """The container's address on the spaces' network; empty when it has none (not running)."""
+    networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+    return (networks.get(network_name()) or {}).get("IPAddress") or ""
+
+
 def last_exit_code(container_id: str) -> int | None:
     """The code the container's last run exited with. After an on-failure restart, inspect shows
     the new run's state (ExitCode 0); the engine's `die` events keep each run's code."""

@@ -333,7 +333,8 @@ class Runner:
             # drained node's tasks keep serving through their stop grace period).
             if address != runtime.address and not answers_http(current.dial()):
                 return
-            if address != runtime.address:
+            # Locally a restarted container may come back at another address: not a move.
+            if address != runtime.address and self.backend.name != "local":
                 where = current.node or current.address
                 space.log_run(f"===== Moved to {where}: the orchestrator placed it again =====")
             Runtime.objects.filter(pk=space.pk).update(address=address)
