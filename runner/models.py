@@ -29,8 +29,9 @@ class Runtime(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     # "<image>@<generation>" that ended in RUNTIME_ERROR: not tried again until a restart or a new build.
     failed_target = models.CharField(max_length=300, blank=True)
-    # Where Caddy dials the serving instance, with Space.port: empty is 127.0.0.1 (the local
-    # backend); on Swarm, the address of the node the space's task runs on.
+    # Where Caddy dials the serving instance, with Space.port: on the local backend the container's
+    # address on the spaces' bridge (Space.port is then the app's own port); on Swarm, the address
+    # of the node the space's task runs on. Empty is 127.0.0.1.
     address = models.CharField(max_length=100, blank=True)
     # Placement constraints in Swarm's syntax, comma-separated (`node.labels.gpu==true`), set by the
     # operator (`./manage.py cluster place`); the local backend has one host and ignores them.

@@ -1,15 +1,17 @@
 """The "Use via API" tab's endpoints, read from the running app's own /gradio_api/info (Gradio 5 and
 later; /info before), and the Python, JavaScript and cURL snippets the Hub shows for each.
 
-The app is asked at the port the runner published on the host's loopback (Space.port), as the
-runner's health check does, so that a private space needs no credentials here; a deployment whose
-web process cannot reach that port gets the generic snippet."""
+The app is asked where Caddy reaches it (the runner's Runtime.address and Space.port: on the local
+engine the container's address on the spaces' bridge, on Swarm its node's), as the runner's health
+check does, so that a private space needs no credentials here; a deployment whose web process
+cannot reach that address gets the generic snippet."""
 
 import json
 from shlex import quote as shell_quote
 
 import requests
 from django.core.cache import cache
+from django.core.exceptions import ObjectDoesNotExist
 
 from spacedock.spaces.models import LIVE_STAGES, Space
 
@@ -25,16 +27,24 @@ def app_endpoints(space: Space) -> list[dict] | None:
     key = f"gradio-api:{space.pk}:{space.container_id}"
     if (cached := cache.get(key)) is not None:
         return cached or None
-    info = _fetch(space.port)
+    info = _fetch(_dial(space))
     endpoints = _endpoints(info) if info else []
     cache.set(key, endpoints, 600 if endpoints else 15)
     return endpoints or None
 
 
-def _fetch(port: int) -> dict | None:
+def _dial(space: Space) -> str:
+    try:
+        address = space.runtime.address  # the runner's row (runner.Runtime), read through its relation
+    except ObjectDoesNotExist:
+        address = ""
+    return f"{address or '127.0.0.1'}:{space.port}"
+
+
+def _fetch(dial: str) -> dict | None:
     for path in PATHS:
         try:
-            with requests.get(f"http://127.0.0.1:{port}{path}", timeout=3, stream=True) as answer:
+            with requests.get(f"http://{dial}{path}", timeout=3, stream=True) as answer:
                 if answer.status_code != 200:
                     continue
                 body = answer.raw.read(MAX_INFO_BYTES + 1, decode_content=True)
