@@ -91,13 +91,6 @@ def answers_http(dial: str) -> bool:
         return False
 
 
-def _address(space: Space) -> str:
-    try:
-        return space.runtime.address or "127.0.0.1"
-    except Runtime.DoesNotExist:
-        return "127.0.0.1"
-
-
 def _headers(build) -> dict[str, str]:
     """The build's response headers (custom_headers, disable_embedding's frame rule); read from the
     config its push recorded, never from git, since every pass computes the routes."""
@@ -710,7 +703,7 @@ class Runner:
                 .order_by("subdomain")
             )
             routes = [
-                caddy.space_route(s.host, s.port, s.is_private, _address(s), _headers(s.deployed_build))
+                caddy.space_route(s.host, s.port, s.is_private, s.app_address, _headers(s.deployed_build))
                 for s in spaces
             ]
             serving = (

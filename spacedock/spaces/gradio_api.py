@@ -11,7 +11,6 @@ from shlex import quote as shell_quote
 
 import requests
 from django.core.cache import cache
-from django.core.exceptions import ObjectDoesNotExist
 
 from spacedock.spaces.models import LIVE_STAGES, Space
 
@@ -27,18 +26,10 @@ def app_endpoints(space: Space) -> list[dict] | None:
     key = f"gradio-api:{space.pk}:{space.container_id}"
     if (cached := cache.get(key)) is not None:
         return cached or None
-    info = _fetch(_dial(space))
+    info = _fetch(f"{space.app_address}:{space.port}")
     endpoints = _endpoints(info) if info else []
     cache.set(key, endpoints, 600 if endpoints else 15)
     return endpoints or None
-
-
-def _dial(space: Space) -> str:
-    try:
-        address = space.runtime.address  # the runner's row (runner.Runtime), read through its relation
-    except ObjectDoesNotExist:
-        address = ""
-    return f"{address or '127.0.0.1'}:{space.port}"
 
 
 def _fetch(dial: str) -> dict | None:

@@ -193,6 +193,15 @@ class Space(models.Model):
         return f"{settings.SCHEME}://{self.host}{settings.PORT_SUFFIX}/"
 
     @property
+    def app_address(self) -> str:
+        """Where Caddy reaches the serving app, with `port`: the runner's Runtime.address (on the
+        local engine the container's bridge address, on Swarm its node's), read through its relation."""
+        try:
+            return self.runtime.address or "127.0.0.1"
+        except ObjectDoesNotExist:
+            return "127.0.0.1"
+
+    @property
     def thumbnail_url(self) -> str | None:
         """The gallery picture of what runs now; None until one is taken (the card shows the emoji)."""
         build = self.deployed_build
