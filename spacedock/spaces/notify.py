@@ -10,6 +10,7 @@ The other way round, a stage that moved (stages.py) is published too, for the wa
 polls (stage_watch): the page reloads into the app the moment the runner says RUNNING.
 """
 
+import functools
 import hashlib
 import logging
 import socket
@@ -50,9 +51,18 @@ def poke() -> None:
     import redis
 
     try:
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).publish(channel(), "poke")
+        publisher(settings.REDIS_URL).publish(channel(), "poke")
     except redis.RedisError as exc:
         log.warning("could not nudge the runner: %s", exc)
+
+
+@functools.cache
+def publisher(url: str):
+    """One client per process and URL for nudges and stage moves: its pool keeps the connection
+    (redis-py opens a new one after a fork), where a client per message opened one each time."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=2)
 
 
 def poke_on_commit() -> None:
@@ -98,6 +108,11 @@ def _listen_locally(wake: threading.Event, stopping: threading.Event) -> None:
 UNWATCHED_READ_SECONDS = 0.05
 
 
+def read_again_soon(seconds: float) -> None:
+    """stage_watch's wait where no stage move can be heard (no Redis, or Redis failing)."""
+    time.sleep(min(seconds, UNWATCHED_READ_SECONDS))
+
+
 def stage_channel(kind: str, pk: int) -> str:
     return f"{settings.INSTANCE}:stage:{kind}:{pk}"
 
@@ -111,9 +126,7 @@ def stage_moved(kind: str, pk: int) -> None:
 
     def publish() -> None:
         try:
-            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).publish(
-                stage_channel(kind, pk), "moved"
-            )
+            publisher(settings.REDIS_URL).publish(stage_channel(kind, pk), "moved")
         except redis.RedisError as exc:  # the poll reads the row again when its hold ends
             log.warning("could not publish a stage move: %s", exc)
 
@@ -125,7 +138,7 @@ def stage_watch(kind: str, pk: int) -> Iterator[Callable[[float], None]]:
     """A wait(seconds) that returns early once the row's stage moves (stage_moved). Subscribed
     on entry: read the row after entering, and no move in between is missed."""
     if not settings.REDIS_URL:
-        yield lambda seconds: time.sleep(min(seconds, UNWATCHED_READ_SECONDS))
+        yield read_again_soon
         return
     import redis
 
@@ -135,14 +148,14 @@ def stage_watch(kind: str, pk: int) -> Iterator[Callable[[float], None]]:
     except redis.RedisError as exc:
         log.warning("cannot watch stage moves, reading the row again instead: %s", exc)
         pubsub.close()
-        yield lambda seconds: time.sleep(min(seconds, UNWATCHED_READ_SECONDS))
+        yield read_again_soon
         return
 
     def wait(seconds: float) -> None:
         try:
             pubsub.get_message(ignore_subscribe_messages=True, timeout=seconds)
         except redis.RedisError:
-            time.sleep(min(seconds, UNWATCHED_READ_SECONDS))
+            read_again_soon(seconds)
 
     try:
         yield wait
