@@ -64,12 +64,14 @@ def watch(folder: str) -> int | None:
 class Transport(filesystem.Transport):
     Channel = Channel
     watched: int | None = None
+    unwatchable = False  # watch() found no inotify: asked once, not on every drain
 
     def drain_events(self, connection, timeout=None):
         """kombu's loop, but between two empty looks it waits for a message to arrive instead of
         sleeping the polling interval."""
-        if self.watched is None:
+        if self.watched is None and not self.unwatchable:
             self.watched = watch(self.client.transport_options.get("data_folder_in", "data_in"))
+            self.unwatchable = self.watched is None
         if self.watched is None:
             return super().drain_events(connection, timeout)
         started = monotonic()
